@@ -1,0 +1,5 @@
+import sys
+
+from torchkata.cli import main
+
+sys.exit(main())

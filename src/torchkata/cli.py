@@ -1,0 +1,223 @@
+"""The ``torchkata`` command: ``ls``, ``run`` and ``tour``. It parses, then calls recipes."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchkata import registry
+from torchkata.config import ConfigError, from_dict, make_config
+from torchkata.runs import DEVICES, Run
+
+EXIT_USAGE = 2
+
+LS_EXAMPLES = """examples:
+  torchkata ls
+"""
+RUN_EXAMPLES = """examples:
+  torchkata run norm                              # the quick preset, seed 0
+  torchkata run norm --preset full --seed 1
+  torchkata run norm --set epochs=3 --set batch_sizes=2,8,32
+  torchkata run --resume runs/norm-20261128-101500-000000   # continue a killed run
+"""
+TOUR_EXAMPLES = """examples:
+  torchkata tour                                   # every recipe's quick preset, one report
+  torchkata tour --only norm --out /tmp/tour
+"""
+
+
+THREADS_HELP = "CPU threads for torch (default: 1, fastest for the recipes' small models)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="torchkata",
+        description="Ten advanced PyTorch tips as exact components, recipes and tests.",
+        epilog="examples:\n  torchkata ls\n  torchkata run norm\n  torchkata tour\n",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("ls", help="list the recipes", epilog=LS_EXAMPLES)
+
+    run = sub.add_parser("run", help="run one recipe", epilog=RUN_EXAMPLES)
+    run.add_argument("name", nargs="?", help="recipe name (see `torchkata ls`)")
+    run.add_argument("--preset", default="quick", help="named config overrides (default: quick)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument("--device", choices=DEVICES, default="auto", help="default: auto")
+    run.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    run.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, type-checked; repeatable; tuples as a,b,c",
+    )
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run in its folder")
+
+    tour = sub.add_parser(
+        "tour", help="run every recipe's preset and write one report", epilog=TOUR_EXAMPLES
+    )
+    tour.add_argument("--preset", default="quick", help="default: quick")
+    tour.add_argument("--only", help="comma-separated recipe names (default: all built)")
+    tour.add_argument("--seed", type=int, default=0, help="default: 0")
+    tour.add_argument("--device", choices=DEVICES, default="auto", help="default: auto")
+    tour.add_argument("--out", help="tour folder (default: runs/tour-<timestamp>)")
+    tour.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    return parser
+
+
+def _error(message: str) -> int:
+    sys.stderr.write(f"torchkata: error: {message}\n")
+    return EXIT_USAGE
+
+
+def _unknown(name: str) -> int:
+    known = ", ".join(t.name for t in registry.built())
+    planned = ", ".join(t.name for t in registry.TIPS if not t.built)
+    message = f"unknown recipe {name!r}; known recipes: {known}"
+    if any(t.name == name for t in registry.TIPS):
+        message = f"recipe {name!r} is not built yet; built recipes: {known}"
+    elif planned:
+        message += f" (planned: {planned})"
+    return _error(message)
+
+
+def _cmd_ls() -> int:
+    rows = [("tip", "recipe", "presets", "what it does")]
+    for tip in registry.TIPS:
+        presets = ", ".join(tip.load().PRESETS) if tip.built else "(not built yet)"
+        rows.append((str(tip.number), tip.name, presets, tip.summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    parts = ["torchkata", "run", args.name, "--preset", args.preset, "--seed", str(args.seed)]
+    if args.device != "auto":
+        parts += ["--device", args.device]
+    if args.threads != 1:
+        parts += ["--threads", str(args.threads)]
+    for assignment in args.overrides:
+        parts += ["--set", assignment]
+    return shlex.join(parts)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.json").is_file():
+            return _error(f"--resume: {run_dir} is not a run folder (no config.json)")
+        saved = json.loads((run_dir / "config.json").read_text())
+        if args.name and args.name != saved["recipe"]:
+            return _error(f"--resume: {run_dir} is a {saved['recipe']!r} run, not {args.name!r}")
+        tip = registry.get(saved["recipe"])
+        module = tip.load()
+        config = from_dict(module.Config, saved["config"])
+        run = Run(
+            tip.name,
+            config,
+            seed=saved["seed"],
+            device=saved["device"],
+            resume=run_dir,
+            preset=saved["preset"],
+            threads=saved["threads"],
+        )
+    else:
+        if not args.name:
+            return _error("run: a recipe name is required (or --resume RUN_DIR)")
+        try:
+            tip = registry.get(args.name)
+        except KeyError:
+            return _unknown(args.name)
+        if not tip.built:
+            return _unknown(args.name)
+        module = tip.load()
+        try:
+            config = make_config(module.Config, module.PRESETS, args.preset, args.overrides)
+        except ConfigError as exc:
+            return _error(str(exc))
+        run = Run(
+            tip.name,
+            config,
+            seed=args.seed,
+            device=args.device,
+            out=args.out,
+            preset=args.preset,
+            threads=args.threads,
+            command=_command_line(args),
+        )
+    module.run(config, run)
+    print(run.dir)
+    return 0
+
+
+def _cmd_tour(args: argparse.Namespace) -> int:
+    from torchkata.report import write_tour_report
+
+    tips = registry.built()
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        for name in names:
+            if not any(t.name == name for t in tips):
+                return _unknown(name)
+        tips = [t for t in tips if t.name in names]
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"tour-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    run_dirs, failures = [], {}
+    for tip in tips:
+        module = tip.load()
+        try:
+            config = make_config(module.Config, module.PRESETS, args.preset)
+        except ConfigError as exc:
+            return _error(str(exc))
+        command = f"torchkata run {tip.name} --preset {args.preset} --seed {args.seed}"
+        run = Run(
+            tip.name,
+            config,
+            seed=args.seed,
+            device=args.device,
+            out=out,
+            preset=args.preset,
+            threads=args.threads,
+            command=command,
+        )
+        try:
+            module.run(config, run)
+        except Exception as exc:  # one failing recipe must not lose the others' results
+            failures[tip.name] = f"{type(exc).__name__}: {exc}"
+            sys.stderr.write(f"torchkata: recipe {tip.name} failed: {failures[tip.name]}\n")
+            continue
+        run_dirs.append(run.dir)
+    _, index_html = write_tour_report(run_dirs, out, failures)
+    print(index_html)
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``torchkata`` and ``python -m torchkata``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "ls":
+        return _cmd_ls()
+    if args.command == "run":
+        return _cmd_run(args)
+    return _cmd_tour(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

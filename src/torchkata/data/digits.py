@@ -1,0 +1,62 @@
+"""The scikit-learn 8x8 digits (1,797 images, bundled with scikit-learn), as tensors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+__all__ = ["Split", "load_digits"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A fixed train/test split of images and labels.
+
+    Attributes:
+        x_train: (N_train, 1, 8, 8) float32 pixels in [0, 1].
+        y_train: (N_train,) int64 labels in 0..9.
+        x_test: (N_test, 1, 8, 8) float32 pixels in [0, 1].
+        y_test: (N_test,) int64 labels in 0..9.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Split:
+    """Load scikit-learn's digits as a stratified train/test split.
+
+    The split depends only on ``test_fraction`` and ``split_seed``, so every run and
+    every recipe that uses the defaults sees the same test set.
+
+    Args:
+        test_fraction: fraction of the 1,797 images held out for testing. Default: ``0.2``.
+        split_seed: seed of the split (not of training). Default: ``0``.
+
+    Examples:
+        >>> split = load_digits()
+        >>> tuple(split.x_train.shape), tuple(split.x_test.shape)
+        ((1437, 1, 8, 8), (360, 1, 8, 8))
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    images, labels = sklearn_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=test_fraction, random_state=split_seed, stratify=labels
+    )
+
+    def to_images(x):  # (N, 64) in 0..16 -> (N, 1, 8, 8) in [0, 1]
+        return torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+
+    return Split(
+        to_images(x_train),
+        torch.tensor(y_train, dtype=torch.int64),
+        to_images(x_test),
+        torch.tensor(y_test, dtype=torch.int64),
+    )

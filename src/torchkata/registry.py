@@ -1,0 +1,71 @@
+"""The plain list of the ten tips and the recipes that make them real.
+
+``torchkata ls`` prints it and ``torchkata tour`` walks it. A recipe module is imported
+only when it runs, so listing stays fast. A recipe module provides:
+
+- ``Config``: a dataclass, every field defaulted and commented;
+- ``PRESETS``: ``{"quick": {...}, "full": {...}}``, named overrides of ``Config``;
+- ``run(config, run) -> None``: the recipe, its training loop written out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from types import ModuleType
+
+
+@dataclasses.dataclass(frozen=True)
+class Tip:
+    """One tip of the source document and its recipe (``module=None`` while not built)."""
+
+    number: int
+    name: str  # the recipe's name on the command line
+    title: str
+    summary: str  # one line for `torchkata ls`
+    module: str | None = None
+    guide: str | None = None  # path of the English guide, relative to the repository
+
+    @property
+    def built(self) -> bool:
+        return self.module is not None
+
+    def load(self) -> ModuleType:
+        """Import the recipe module."""
+        if self.module is None:
+            raise ValueError(f"recipe {self.name!r} (tip {self.number}) is not built yet")
+        return importlib.import_module(self.module)
+
+
+TIPS: list[Tip] = [
+    Tip(1, "losses", "Custom losses", "custom losses, check_loss, stable vs naive formulas"),
+    Tip(2, "online", "Online learning", "one sample at a time, prequential evaluation, drift"),
+    Tip(3, "distributed", "Multi-GPU training", "DDP, FSDP and activation checkpointing"),
+    Tip(4, "relational", "Relational Networks", "Relation Network vs CNN+MLP on Sort-of-CLEVR"),
+    Tip(5, "gan", "GANs", "GAN losses, stabilisers and mode-coverage metrics"),
+    Tip(6, "transfer", "Transfer learning", "freezing, new heads, fine-tuning on little data"),
+    Tip(
+        7,
+        "norm",
+        "Normalisation",
+        "BatchNorm/GroupNorm/LayerNorm from scratch vs batch size on digits",
+        module="torchkata.norm.recipe",
+        guide="docs/tip07-normalisation.md",
+    ),
+    Tip(8, "ssl", "Self-supervised learning", "autoencoders and SimCLR with few labels"),
+    Tip(9, "transformer", "Transformers", "attention from scratch, masks, seq2seq, GPT"),
+    Tip(10, "doctor", "Debugging", "automated sanity checks for any model"),
+]
+
+
+def get(name: str) -> Tip:
+    """The tip whose recipe is called ``name``; ``KeyError`` lists the known names."""
+    for tip in TIPS:
+        if tip.name == name:
+            return tip
+    raise KeyError(name)
+
+
+def built() -> list[Tip]:
+    """The tips whose recipe exists, in tip order."""
+    return [tip for tip in TIPS if tip.built]
