@@ -111,8 +111,11 @@ def validate(config: Any) -> None:
                 f"{field.name}: expected {_type_name(hints[field.name])}, got {value!r}"
             )
     check = getattr(config, "check", None)
-    if callable(check):
-        check()
+    if callable(check):  # the recipe's own checks of values and their combinations
+        try:
+            check()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _set_fields(config: Any, values: Mapping[str, Any]) -> Any:

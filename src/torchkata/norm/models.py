@@ -36,7 +36,7 @@ def make_norm2d(
 
     Examples:
         >>> make_norm2d("group", 16, (8, 8))
-        GroupNorm(4, 16, eps=1e-05, affine=True)
+        GroupNorm(4, 16, eps=1e-05, affine=True, bias=True)
     """
     _check_norm(norm)
     if norm == "none":

@@ -60,6 +60,7 @@ def _run_markdown(run_dir: Path, heading: str = "#", figure_prefix: str = "") ->
     lines = [
         f"{heading} {config['recipe']} — {title}",
         "",
+        *([f"What was run: {tip.summary}.", ""] if tip else []),
         f"Reproduce: `{config.get('command') or 'torchkata run ' + config['recipe']}`",
         "",
         f"Preset `{config.get('preset') or 'default'}` · seed {config['seed']} · "
