@@ -304,7 +304,6 @@ class Run:
         self.headlines: list[Headline] = []
         self.notes: list[str] = []
         self.figures: list[str] = []
-        self.summary: dict[str, Any] = {}
         self.resumed = resume is not None
         if resume is not None:
             self.dir = Path(resume)
@@ -327,7 +326,6 @@ class Run:
                 "started": _dt.datetime.now().isoformat(timespec="seconds"),
             }
             atomic_write_bytes(self.dir / "config.json", json.dumps(record, indent=2).encode())
-        self.command = json.loads((self.dir / "config.json").read_text()).get("command", command)
         self._metrics_path = self.dir / "metrics.jsonl"
         self._last_progress_line = 0.0
         seed_everything(seed)
@@ -483,11 +481,10 @@ class Run:
         """Write ``metrics.json`` (headlines, summary values) and ``report.md``."""
         from torchkata.report import write_run_report
 
-        self.summary = _to_jsonable(summary)
         record = {
             "recipe": self.recipe,
             "headlines": [dataclasses.asdict(h) for h in self.headlines],
-            "summary": self.summary,
+            "summary": _to_jsonable(summary),
             "figures": self.figures,
             "notes": self.notes,
             "finished": _dt.datetime.now().isoformat(timespec="seconds"),

@@ -247,13 +247,21 @@ def test_rmsnorm_parity(normalized_shape, lead, affine, eps, dtype):
     run_parity(*pair, (*lead, *ns), gen, dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("groups,channels", [(1, 4), (2, 4), (4, 4), (3, 6)])
-@pytest.mark.parametrize("spatial", [(), (5,), (3, 4)])
+# Groups of fewer than 4 values are ill-conditioned in float32 (both ours and torch's
+# carry large rounding error there): they are checked in float64 here, and in float32 by
+# test_groupnorm_small_groups_float32_at_least_as_accurate_as_twin.
+GROUPNORM_CASES = [
+    (groups, channels, spatial, dtype)
+    for dtype in DTYPES
+    for groups, channels in [(1, 4), (2, 4), (4, 4), (3, 6)]
+    for spatial in [(), (5,), (3, 4)]
+    if dtype == torch.float64 or channels // groups * math.prod(spatial) >= 4
+]
+
+
+@pytest.mark.parametrize("groups,channels,spatial,dtype", GROUPNORM_CASES)
 @pytest.mark.parametrize("affine", [True, False])
 def test_groupnorm_parity(groups, channels, spatial, affine, dtype):
-    if dtype == torch.float32 and channels // groups * math.prod(spatial) < 4:
-        pytest.skip("ill-conditioned in float32: see test_groupnorm_small_groups_*")
     gen = torch.Generator().manual_seed(606)
     pair = make_pair(GroupNorm, groups, channels, affine=affine, gen=gen, dtype=dtype)
     run_parity(*pair, (3, channels, *spatial), gen, dtype)
