@@ -2,14 +2,16 @@
 
 To register a module, append one ``ModuleCase`` to ``MODULE_CASES``: a name, a factory
 that builds it with non-default hyperparameters, a factory for an example input (given a
-seeded generator and a dtype), the output shape its docstring promises for that input, and
-the strings its ``extra_repr`` must contain (its hyperparameters). The checks below then
-run on it:
+seeded generator and a dtype; a tuple of tensors for a module called with several
+arguments, such as a loss's ``(input, target)``), the output shape its docstring promises
+for that input, and the strings its ``extra_repr`` must contain (its hyperparameters). The
+checks below then run on it:
 
 - the output has the documented shape;
 - ``state_dict`` round trip: a fresh instance loaded from a used one gives equal outputs,
   in training and eval mode;
-- float64 ``torch.autograd.gradcheck`` with respect to the input and every parameter;
+- float64 ``torch.autograd.gradcheck`` with respect to every floating-point input and
+  every parameter (integer inputs, such as class indices, are passed through);
 - the hyperparameters appear in ``extra_repr``;
 - the class docstring has ``Shape:`` and ``Examples`` sections;
 - and every ``nn.Module`` exported in a ``torchkata`` subpackage's ``__all__`` is
@@ -29,13 +31,22 @@ import torch
 from torch import Tensor, nn
 
 import torchkata
+from torchkata.losses import (
+    CompositeLoss,
+    DiceLoss,
+    FocalLoss,
+    LabelSmoothingCrossEntropy,
+    NTXentLoss,
+    SquaredErrorLoss,
+    TripletMarginLoss,
+)
 from torchkata.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, RMSNorm
 
 
 class ModuleCase(NamedTuple):
     name: str
     factory: Callable[[], nn.Module]
-    make_input: Callable[[torch.Generator, torch.dtype], Tensor]
+    make_input: Callable[[torch.Generator, torch.dtype], Tensor | tuple[Tensor, ...]]
     output_shape: tuple[int, ...]
     in_repr: tuple[str, ...]
 
@@ -43,6 +54,28 @@ class ModuleCase(NamedTuple):
 def randn(*shape: int) -> Callable[[torch.Generator, torch.dtype], Tensor]:
     """Example-input factory: standard normal values of the given shape."""
     return lambda gen, dtype: torch.randn(shape, generator=gen, dtype=dtype)
+
+
+def logits_and_classes(
+    N: int, C: int, *rest: int
+) -> Callable[[torch.Generator, torch.dtype], tuple[Tensor, Tensor]]:
+    """Loss-input factory: (N, C, *rest) standard normal logits, (N, *rest) class indices."""
+    return lambda gen, dtype: (
+        torch.randn((N, C, *rest), generator=gen, dtype=dtype),
+        torch.randint(0, C, (N, *rest), generator=gen),
+    )
+
+
+def randn_args(
+    *shapes: tuple[int, ...],
+) -> Callable[[torch.Generator, torch.dtype], tuple[Tensor, ...]]:
+    """Input factory for a call with several tensors: standard normal, one per shape."""
+    return lambda gen, dtype: tuple(torch.randn(s, generator=gen, dtype=dtype) for s in shapes)
+
+
+def as_args(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The positional arguments of a call: ``make_input``'s tensor or tuple of tensors."""
+    return inputs if isinstance(inputs, tuple) else (inputs,)
 
 
 MODULE_CASES: list[ModuleCase] = [
@@ -89,6 +122,58 @@ MODULE_CASES: list[ModuleCase] = [
         (3, 2, 5),
         ("(5,)", "eps=1e-06", "elementwise_affine=True"),
     ),
+    # tip 1: losses, called with (input, target) or (anchor, positive, negative)
+    ModuleCase(
+        "SquaredErrorLoss",
+        lambda: SquaredErrorLoss(reduction="sum"),
+        randn_args((4, 3), (4, 3)),
+        (),
+        ("reduction='sum'",),
+    ),
+    ModuleCase(
+        "FocalLoss",
+        lambda: FocalLoss(gamma=1.5, alpha=[0.25, 0.5, 0.25], ignore_index=-1),
+        logits_and_classes(5, 3),
+        (),
+        ("gamma=1.5", "alpha=[0.25, 0.5, 0.25]", "ignore_index=-1", "reduction='mean'"),
+    ),
+    ModuleCase(
+        "LabelSmoothingCrossEntropy",
+        lambda: LabelSmoothingCrossEntropy(0.2, weight=[1.0, 2.0, 0.5], ignore_index=-1),
+        logits_and_classes(4, 3, 2),
+        (),
+        ("label_smoothing=0.2", "weight=[1.0, 2.0, 0.5]", "ignore_index=-1"),
+    ),
+    ModuleCase(
+        "DiceLoss",
+        lambda: DiceLoss(smooth=0.5, reduction="none"),
+        logits_and_classes(2, 3, 3, 3),
+        (2, 3),
+        ("smooth=0.5", "reduction='none'"),
+    ),
+    ModuleCase(
+        "NTXentLoss",
+        lambda: NTXentLoss(temperature=0.2, reduction="none"),
+        randn_args((3, 4), (3, 4)),
+        (6,),
+        ("temperature=0.2", "reduction='none'"),
+    ),
+    ModuleCase(
+        "TripletMarginLoss",
+        lambda: TripletMarginLoss(margin=2.0, p=1.5, swap=True),
+        randn_args((4, 5), (4, 5), (4, 5)),
+        (),
+        ("margin=2.0", "p=1.5", "eps=1e-06", "swap=True", "reduction='mean'"),
+    ),
+    ModuleCase(
+        "CompositeLoss",
+        lambda: CompositeLoss(
+            {"ce": (nn.CrossEntropyLoss(), 1.0), "focal": (FocalLoss(gamma=1.0), 0.5)}
+        ),
+        logits_and_classes(4, 3),
+        (),
+        ("'ce': 1.0", "'focal': 0.5"),
+    ),
 ]
 
 # Public nn.Modules that cannot take the generic checks, each with the reason.
@@ -112,24 +197,24 @@ def _randomised(case: ModuleCase, dtype: torch.dtype, seed: int = 0) -> nn.Modul
 
 @pytest.mark.parametrize("case", MODULE_CASES, ids=IDS)
 def test_output_has_documented_shape(case: ModuleCase) -> None:
-    x = case.make_input(torch.Generator().manual_seed(0), torch.float32)
+    args = as_args(case.make_input(torch.Generator().manual_seed(0), torch.float32))
     module = case.factory()
-    assert tuple(module(x).shape) == case.output_shape
-    assert tuple(module.eval()(x).shape) == case.output_shape
+    assert tuple(module(*args).shape) == case.output_shape
+    assert tuple(module.eval()(*args).shape) == case.output_shape
 
 
 @pytest.mark.parametrize("case", MODULE_CASES, ids=IDS)
 def test_state_dict_round_trip(case: ModuleCase) -> None:
     gen = torch.Generator().manual_seed(1)
     used = _randomised(case, torch.float64)
-    used(case.make_input(gen, torch.float64))  # a training step may move buffers
+    used(*as_args(case.make_input(gen, torch.float64)))  # a training step may move buffers
     fresh = case.factory().to(torch.float64)
     fresh.load_state_dict(used.state_dict())
     for mode in ("train", "eval"):
         used.train(mode == "train")
         fresh.train(mode == "train")
-        x = case.make_input(gen, torch.float64)
-        torch.testing.assert_close(fresh(x), used(x), rtol=0, atol=0, msg=mode)
+        args = as_args(case.make_input(gen, torch.float64))
+        torch.testing.assert_close(fresh(*args), used(*args), rtol=0, atol=0, msg=mode)
     for name, value in used.state_dict().items():
         assert torch.equal(fresh.state_dict()[name], value), name
 
@@ -140,12 +225,16 @@ def test_gradcheck_float64(case: ModuleCase, mode: str) -> None:
     module = _randomised(case, torch.float64).train(mode == "train")
     names = [name for name, _ in module.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
-    x = case.make_input(torch.Generator().manual_seed(2), torch.float64).requires_grad_()
+    args = tuple(
+        a.requires_grad_() if a.is_floating_point() else a  # class indices pass through
+        for a in as_args(case.make_input(torch.Generator().manual_seed(2), torch.float64))
+    )
 
-    def f(x: Tensor, *ps: Tensor) -> Tensor:
-        return torch.func.functional_call(module, dict(zip(names, ps, strict=True)), (x,))
+    def f(*tensors: Tensor) -> Tensor:
+        inputs, ps = tensors[: len(args)], tensors[len(args) :]
+        return torch.func.functional_call(module, dict(zip(names, ps, strict=True)), inputs)
 
-    assert torch.autograd.gradcheck(f, (x, *params))
+    assert torch.autograd.gradcheck(f, (*args, *params))
 
 
 @pytest.mark.parametrize("case", MODULE_CASES, ids=IDS)

@@ -38,7 +38,14 @@ class Tip:
 
 
 TIPS: list[Tip] = [
-    Tip(1, "losses", "Custom losses", "custom losses, check_loss, stable vs naive formulas"),
+    Tip(
+        1,
+        "losses",
+        "Custom losses",
+        "CE, weighted CE, focal and composite losses on imbalanced digits; check_loss",
+        module="torchkata.losses.recipe",
+        guide="docs/tip01-custom-losses.md",
+    ),
     Tip(2, "online", "Online learning", "one sample at a time, prequential evaluation, drift"),
     Tip(3, "distributed", "Multi-GPU training", "DDP, FSDP and activation checkpointing"),
     Tip(4, "relational", "Relational Networks", "Relation Network vs CNN+MLP on Sort-of-CLEVR"),

@@ -1,5 +1,5 @@
 """Data sets that need no network: generated here, or bundled with a dependency."""
 
-from torchkata.data.digits import Split, load_digits
+from torchkata.data.digits import Split, load_digits, subsample_classes
 
-__all__ = ["Split", "load_digits"]
+__all__ = ["Split", "load_digits", "subsample_classes"]

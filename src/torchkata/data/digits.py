@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-__all__ = ["Split", "load_digits"]
+__all__ = ["Split", "load_digits", "subsample_classes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,3 +60,38 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Split:
         to_images(x_test),
         torch.tensor(y_test, dtype=torch.int64),
     )
+
+
+def subsample_classes(
+    y: torch.Tensor, classes: tuple[int, ...], keep_fraction: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Indices that keep every sample except a random ``keep_fraction`` of ``classes``.
+
+    Makes a balanced training set imbalanced: each listed class keeps
+    ``max(1, round(keep_fraction * count))`` of its samples, chosen with ``generator``.
+
+    Args:
+        y: (N,) integer labels.
+        classes: the classes to make rare.
+        keep_fraction: fraction of each rare class's samples to keep, in (0, 1].
+        generator: the source of randomness.
+
+    Returns:
+        (M,) int64 indices into ``y``, in increasing order.
+
+    Examples:
+        >>> y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+        >>> subsample_classes(y, (1,), 0.5, torch.Generator().manual_seed(0)).tolist()
+        [0, 1, 2, 3, 4, 5]
+    """
+    if not 0.0 < keep_fraction <= 1.0:
+        raise ValueError(f"keep_fraction: expected a number in (0, 1], got {keep_fraction!r}")
+    keep = torch.ones(len(y), dtype=torch.bool)
+    for c in classes:
+        members = (y == c).nonzero().flatten()
+        if len(members) == 0:
+            raise ValueError(f"classes: class {c} has no samples in y")
+        n_keep = max(1, round(keep_fraction * len(members)))
+        dropped = members[torch.randperm(len(members), generator=generator)[n_keep:]]
+        keep[dropped] = False
+    return keep.nonzero().flatten()
