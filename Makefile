@@ -30,7 +30,9 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_norm.py
+	$(BIN)/python benchmarks/bench_losses.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
