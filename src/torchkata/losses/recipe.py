@@ -25,6 +25,7 @@ from torch import nn
 
 from torchkata.data import load_digits, subsample_classes
 from torchkata.losses import CompositeLoss, FocalLoss, check_loss
+from torchkata.report import subplots
 from torchkata.runs import Run
 
 LOSSES = ("ce", "weighted_ce", "focal", "ce+focal")
@@ -193,12 +194,7 @@ def _summarise(results: list[dict], cfg: Config) -> dict[tuple[str, str], dict[s
 
 
 def _plot_metrics(table: dict, cfg: Config):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = subplots(figsize=(8, 4.2))
     width = 0.8 / len(cfg.losses)
     for k, loss in enumerate(cfg.losses):
         xs = [m + (k - (len(cfg.losses) - 1) / 2) * width for m in range(len(METRICS))]
@@ -218,12 +214,7 @@ def _plot_metrics(table: dict, cfg: Config):
 
 
 def _plot_curves(curves: dict[str, list[float]], cfg: Config):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = subplots(figsize=(6.4, 4))
     labels = {
         "loss": "total = CE + " + f"{cfg.focal_weight} x focal",
         "term_ce": "CE term",

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from torchkata.data import load_digits
 from torchkata.norm.models import MLP, NORMS, SmallCNN
+from torchkata.report import subplots
 from torchkata.runs import Run
 
 # Wu & He, "Group Normalization" (ECCV 2018), Table 2: ResNet-50 ImageNet top-1 error (%)
@@ -219,14 +220,7 @@ def _summarise(results: list[dict], cfg: Config) -> dict[tuple[str, str, int], d
 
 
 def _plot_accuracy(table: dict, cfg: Config):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        1, len(cfg.models), figsize=(6.0 * len(cfg.models), 4.2), squeeze=False
-    )
+    fig, axes = subplots(1, len(cfg.models), figsize=(6.0 * len(cfg.models), 4.2), squeeze=False)
     for ax, arch in zip(axes[0], cfg.models, strict=True):
         for norm in cfg.norms:
             means = [table[(arch, norm, b)]["mean"] for b in cfg.batch_sizes]
@@ -377,17 +371,12 @@ def _probe(cfg: Config, run: Run, x_train, y_train, x_test, y_test) -> dict[floa
 
 
 def _plot_probe(probe: dict[float, dict[str, dict]]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = [
         ("act_std", "activation std (after tanh)", True),
         ("saturated", "fraction of units with |tanh| > 0.99", False),
         ("grad_norm", "weight gradient norm", True),
     ]
-    fig, axes = plt.subplots(len(probe), 3, figsize=(12, 3.4 * len(probe)), squeeze=False)
+    fig, axes = subplots(len(probe), 3, figsize=(12, 3.4 * len(probe)), squeeze=False)
     for row, (gain, by_norm) in zip(axes, probe.items(), strict=True):
         for ax, (key, title, log) in zip(row, panels, strict=True):
             for norm, p in by_norm.items():

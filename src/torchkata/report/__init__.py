@@ -16,7 +16,29 @@ from typing import Any
 
 from torchkata.registry import TIPS
 
-__all__ = ["format_value", "markdown_to_html", "write_run_report", "write_tour_report"]
+__all__ = [
+    "format_value",
+    "markdown_to_html",
+    "subplots",
+    "write_run_report",
+    "write_tour_report",
+]
+
+
+def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """``matplotlib.pyplot.subplots`` on the file-only Agg backend (no display needed).
+
+    Examples:
+        >>> fig, ax = subplots(figsize=(2, 2))
+        >>> type(fig).__name__
+        'Figure'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
 
 
 def format_value(value: float | None, unit: str = "") -> str:
