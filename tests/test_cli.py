@@ -43,12 +43,12 @@ def test_ls_lists_every_tip_with_its_presets():
 def test_unknown_recipe_exits_2_and_lists_the_known_ones(capsys):
     assert main(["run", "nosuch"]) == 2
     err = capsys.readouterr().err
-    assert "unknown recipe 'nosuch'" in err and "known recipes: losses, norm" in err
+    assert "unknown recipe 'nosuch'" in err and "known recipes: losses, norm, doctor" in err
 
 
 def test_planned_but_unbuilt_recipe_says_so(capsys):
-    assert main(["run", "doctor"]) == 2
-    assert "recipe 'doctor' is not built yet" in capsys.readouterr().err
+    assert main(["run", "gan"]) == 2
+    assert "recipe 'gan' is not built yet" in capsys.readouterr().err
 
 
 def test_set_with_a_bad_value_names_the_field_and_its_type(capsys):
@@ -156,3 +156,50 @@ def test_losses_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
         assert summary["table"][key]["mean"] == pytest.approx(value, abs=0.6), key
     assert summary["table"]["ce/rare_recall"]["mean"] == 0.0
     assert {"metrics_by_loss.png", "composite_terms.png"} <= {p.name for p in run_dir.iterdir()}
+
+
+def test_doctor_demo_prints_the_gallery_and_exits_0_when_every_bug_is_caught(capsys):
+    assert main(["doctor", "--demo", "--steps", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "| missing zero_grad | zero_grad | zero_grad |" in out
+    assert out.count("| caught |") >= 8 and "MISSED" not in out and "FALSE ALARM" not in out
+
+
+FACTORY = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        self.extra = nn.Linear(16, 3)  # defined, never used: a planted bug
+
+    def forward(self, x):
+        return self.body(x)
+
+def make_case():
+    torch.manual_seed(0)
+    model = Net()
+    batch = (torch.randn(32, 8), torch.randint(0, 3, (32,)))
+    return model, batch, nn.CrossEntropyLoss()
+"""
+
+
+def test_doctor_on_a_user_factory_names_the_failing_check_and_exits_1(tmp_path, monkeypatch):
+    (tmp_path / "my_debug_case.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = torchkata("doctor", "my_debug_case:make_case", "--steps", "20", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("gradient_flow"))
+    assert "fail" in row and "extra.weight" in row
+
+
+def test_doctor_usage_errors_exit_2(capsys):
+    assert main(["doctor"]) == 2
+    assert main(["doctor", "no_colon"]) == 2
+    assert main(["doctor", "no_such_module_xyz:make"]) == 2
+    err = capsys.readouterr().err
+    assert "give either MODULE:FACTORY or --demo" in err
+    assert "expected MODULE:FACTORY, got 'no_colon'" in err
+    assert "cannot load 'no_such_module_xyz:make'" in err

@@ -1,4 +1,4 @@
-"""The ``torchkata`` command: ``ls``, ``run`` and ``tour``. It parses, then calls recipes."""
+"""The ``torchkata`` command: ``ls``, ``run``, ``tour`` and ``doctor``. It parses, then calls."""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ RUN_EXAMPLES = """examples:
   torchkata run norm --set epochs=3 --set batch_sizes=2,8,32
   torchkata run --resume runs/norm-20261128-101500-000000   # continue a killed run
 """
+DOCTOR_EXAMPLES = """examples:
+  torchkata doctor --demo                          # the gallery of planted bugs
+  torchkata doctor mypackage.debug:make_case       # make_case() -> (model, batch, loss_fn)
+
+The factory returns (model, batch, loss_fn) or a dict of diagnose()'s keyword arguments
+(model, batch, loss_fn, optimizer_factory, train_step, eval_data, ...).
+Exit status: 0 when no check fails, 1 when one does, 2 for a usage error.
+"""
 TOUR_EXAMPLES = """examples:
   torchkata tour                                   # every recipe's quick preset, one report
   torchkata tour --only norm --out /tmp/tour
@@ -44,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="torchkata",
         description="Ten advanced PyTorch tips as exact components, recipes and tests.",
-        epilog="examples:\n  torchkata ls\n  torchkata run norm\n  torchkata tour\n",
+        epilog="examples:\n  torchkata ls\n  torchkata run norm\n  torchkata tour\n"
+        "  torchkata doctor --demo\n",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -66,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config field, type-checked; repeatable; tuples as a,b,c",
     )
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run in its folder")
+
+    doctor = sub.add_parser(
+        "doctor", help="run the training sanity checks on a model", epilog=DOCTOR_EXAMPLES
+    )
+    doctor.add_argument("factory", nargs="?", metavar="MODULE:FACTORY")
+    doctor.add_argument("--demo", action="store_true", help="diagnose the gallery of bugs")
+    doctor.add_argument("--steps", type=int, default=100, help="overfit-batch steps (100)")
+    doctor.add_argument("--seed", type=int, default=0, help="default: 0")
+    doctor.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
 
     tour = sub.add_parser(
         "tour", help="run every recipe's preset and write one report", epilog=TOUR_EXAMPLES
@@ -209,6 +227,46 @@ def _cmd_tour(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import importlib
+
+    import torch
+
+    from torchkata.doctor import diagnose
+
+    if args.demo == bool(args.factory):
+        return _error("doctor: give either MODULE:FACTORY or --demo")
+    if args.steps < 1:
+        return _error(f"--steps: expected >= 1, got {args.steps}")
+    torch.set_num_threads(args.threads)
+    if args.demo:
+        from torchkata.doctor.recipe import Config, caught, diagnose_gallery, gallery_table
+
+        results = list(diagnose_gallery(Config(steps=args.steps), args.seed))
+        print(gallery_table(results))
+        return 0 if all(caught(case, d) for case, d, _ in results) else 1
+    module_name, sep, attr = args.factory.partition(":")
+    if not sep or not module_name or not attr:
+        return _error(f"doctor: expected MODULE:FACTORY, got {args.factory!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        return _error(f"doctor: cannot load {args.factory!r}: {exc}")
+    made = factory()
+    if isinstance(made, dict):
+        kwargs = dict(made)
+    elif isinstance(made, tuple) and len(made) == 3:
+        kwargs = dict(zip(("model", "batch", "loss_fn"), made, strict=True))
+    else:
+        return _error(
+            f"doctor: {args.factory} must return (model, batch, loss_fn) or a dict of "
+            f"diagnose() arguments, got {type(made).__name__}"
+        )
+    diagnosis = diagnose(**kwargs, steps=args.steps, seed=args.seed)
+    print(diagnosis)
+    return 0 if diagnosis.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``torchkata`` and ``python -m torchkata``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -216,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_ls()
     if args.command == "run":
         return _cmd_run(args)
+    if args.command == "doctor":
+        return _cmd_doctor(args)
     return _cmd_tour(args)
 
 

@@ -61,7 +61,14 @@ TIPS: list[Tip] = [
     ),
     Tip(8, "ssl", "Self-supervised learning", "autoencoders and SimCLR with few labels"),
     Tip(9, "transformer", "Transformers", "attention from scratch, masks, seq2seq, GPT"),
-    Tip(10, "doctor", "Debugging", "automated sanity checks for any model"),
+    Tip(
+        10,
+        "doctor",
+        "Debugging",
+        "automated sanity checks on a gallery of models with planted bugs",
+        module="torchkata.doctor.recipe",
+        guide="docs/tip10-debugging.md",
+    ),
 ]
 
 
