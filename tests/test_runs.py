@@ -167,7 +167,7 @@ def test_run_folder_logs_metrics_figures_and_report(tmp_path):
     summary = json.loads((run.dir / "metrics.json").read_text())
     assert summary["summary"] == {"final_loss": 0.125}
     report = (run.dir / "report.md").read_text()
-    assert "| final loss | 0.125 | 0.2 | a paper |" in report
+    assert "| final loss (lower is better) | 0.125 | 0.2 | a paper |" in report
     assert "![curve](curve.png)" in report and (run.dir / "curve.png").stat().st_size > 1000
     assert "The loss **fell**." in report and "torchkata run demo" in report
 

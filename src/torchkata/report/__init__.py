@@ -67,8 +67,9 @@ def _headline_table(headlines: Sequence[dict[str, Any]]) -> list[str]:
         return []
     lines = ["| measure | measured | reference | reference source |", "|---|---|---|---|"]
     for h in headlines:
+        name = h["name"] if h["higher_is_better"] else f"{h['name']} (lower is better)"
         lines.append(
-            f"| {h['name']} | {format_value(h['value'], h['unit'])} "
+            f"| {name} | {format_value(h['value'], h['unit'])} "
             f"| {format_value(h['reference'], h['unit'])} | {h['source'] or '—'} |"
         )
     return lines
@@ -83,6 +84,7 @@ def _run_markdown(run_dir: Path, heading: str = "#", figure_prefix: str = "") ->
         f"{heading} {config['recipe']} — {title}",
         "",
         *([f"What was run: {tip.summary}.", ""] if tip else []),
+        *([f"Guide: `{tip.guide}` in the torchkata repository.", ""] if tip and tip.guide else []),
         f"Reproduce: `{config.get('command') or 'torchkata run ' + config['recipe']}`",
         "",
         f"Preset `{config.get('preset') or 'default'}` · seed {config['seed']} · "
