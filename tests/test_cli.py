@@ -43,7 +43,10 @@ def test_ls_lists_every_tip_with_its_presets():
 def test_unknown_recipe_exits_2_and_lists_the_known_ones(capsys):
     assert main(["run", "nosuch"]) == 2
     err = capsys.readouterr().err
-    assert "unknown recipe 'nosuch'" in err and "known recipes: losses, norm, doctor" in err
+    assert (
+        "unknown recipe 'nosuch'" in err
+        and "known recipes: losses, distributed, norm, doctor" in err
+    )
 
 
 def test_planned_but_unbuilt_recipe_says_so(capsys):
