@@ -50,6 +50,7 @@ class Config:
     # differences of 1e-7 between 1 and 2 processes grow through training.
     dtype: Literal["float32", "float64"] = "float64"
     timeout_s: int = 300  # per job; a hung collective must not hang the recipe
+    threads: int = 1  # torch CPU threads per process
 
     def check(self) -> None:
         if not self.settings or any(s not in SETTINGS for s in self.settings):
@@ -62,7 +63,7 @@ class Config:
             raise ValueError(
                 f"batch_size: expected a multiple of nproc={self.nproc}, got {self.batch_size}"
             )
-        for name in ("steps", "width", "depth", "timeout_s"):
+        for name in ("steps", "width", "depth", "timeout_s", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
 
@@ -88,7 +89,7 @@ def _launch(setting: str, cfg: Config, seed: int, out: Path) -> dict:
         "--setting", setting, "--seed", str(seed), "--out", str(out),
         "--config", json.dumps(dataclasses.asdict(cfg)),
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=cfg.timeout_s, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"the {setting} job failed:\n{result.stderr[-3000:]}")
@@ -182,7 +183,7 @@ def _worker(setting: str, cfg: Config, seed: int, out: Path) -> None:
     from torchkata import distributed as dist
     from torchkata.data import load_digits
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(cfg.threads)
     info = dist.init()
     dtype = getattr(torch, cfg.dtype)
     torch.manual_seed(seed)
@@ -199,11 +200,13 @@ def _worker(setting: str, cfg: Config, seed: int, out: Path) -> None:
 
     saved_bytes = 0
     losses: list[float] = []
+    step_times: list[float] = []
     step, epoch = 0, 0
     start = time.perf_counter()
     while step < cfg.steps:
         dist.set_epoch(loader, epoch)
         for x, y in loader:
+            step_start = time.perf_counter()
             x, y = x.to(info.device), y.to(info.device)
             if step == 0:  # measure what the forward keeps for backward, once
                 loss, saved_bytes = dist.saved_activation_bytes(
@@ -215,6 +218,7 @@ def _worker(setting: str, cfg: Config, seed: int, out: Path) -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            step_times.append(time.perf_counter() - step_start)
             losses.append(float(dist.all_reduce_mean(loss.detach())))
             step += 1
             if step == cfg.steps:
@@ -226,6 +230,7 @@ def _worker(setting: str, cfg: Config, seed: int, out: Path) -> None:
             "world_size": info.world_size,
             "losses": losses,
             "samples_per_s": cfg.steps * cfg.batch_size / elapsed,
+            "median_step_ms": 1e3 * sorted(step_times)[len(step_times) // 2],
             "saved_bytes": saved_bytes,  # per process, first step
         }
         out.write_text(json.dumps(record))
