@@ -91,9 +91,10 @@ def init(backend: str | None = None) -> DistInfo:
 
     Reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
     ``MASTER_ADDR``, ``MASTER_PORT``). When it is there, the default process group is
-    created with NCCL if CUDA is available and gloo otherwise, and each process takes the
-    GPU ``cuda:<LOCAL_RANK>``. Without it the world size is 1 and no process group is
-    created, so the same script runs unchanged with ``python script.py``. Calling it
+    created with NCCL when the machine has a GPU for each of its local processes, and each
+    process takes ``cuda:<LOCAL_RANK>``; otherwise with gloo, on the CPU. Without it the
+    world size is 1 and no process group is created, so the same script runs unchanged
+    with ``python script.py``. Calling it
     again returns the same answer.
 
     Args:
@@ -115,13 +116,18 @@ def init(backend: str | None = None) -> DistInfo:
         return _INFO
     if backend is not None and not isinstance(backend, str):
         raise TypeError(f"backend: expected a str or None, got {type(backend).__name__}")
-    cuda = torch.cuda.is_available()
-    if backend == "nccl" and not cuda:
-        raise ValueError("backend: 'nccl' needs CUDA, but torch.cuda.is_available() is False")
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     world = _env_int("WORLD_SIZE", 1) if launched else 1
     rank_ = _env_int("RANK", 0) if launched else 0
     local = _env_int("LOCAL_RANK", 0) if launched else 0
+    local_world = _env_int("LOCAL_WORLD_SIZE", 1) if launched else 1
+    # One GPU per local process, or none: 2 processes on a 1-GPU laptop use the CPU.
+    cuda = torch.cuda.is_available() and torch.cuda.device_count() >= local_world
+    if backend == "nccl" and not cuda:
+        raise ValueError(
+            f"backend: 'nccl' needs one CUDA device per local process ({local_world}), "
+            f"found {torch.cuda.device_count() if torch.cuda.is_available() else 0}"
+        )
     if cuda:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
