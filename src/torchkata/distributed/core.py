@@ -142,9 +142,14 @@ def init(backend: str | None = None) -> DistInfo:
 
 
 def shutdown() -> None:
-    """Destroy the default process group if there is one; a no-op otherwise."""
+    """Destroy the default process group if there is one; a no-op otherwise.
+
+    All processes meet at a barrier first: a process that tore its group down while
+    another still used it (rank 0 gathering a state dict, say) was seen to abort in gloo.
+    """
     global _INFO
     if _is_distributed():
+        dist.barrier()
         dist.destroy_process_group()
     _INFO = None
 
