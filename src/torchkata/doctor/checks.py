@@ -210,19 +210,22 @@ def _preserve_rng(device: torch.device) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------
 
 
+def _train_steps(s: _Setup, steps: int) -> tuple[nn.Module, list[float]]:
+    """Train a fresh copy for ``steps`` optimizer steps on the batch: (copy, loss per step)."""
+    net = s.fresh()
+    optimizer = s.factory(net.parameters())
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = s.loss(net)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return net, losses
+
+
 def _check_reproducibility(s: _Setup) -> CheckResult:
-    runs = []
-    for _ in range(2):
-        net = s.fresh()
-        optimizer = s.factory(net.parameters())
-        losses = []
-        for _ in range(_REPRO_STEPS):
-            optimizer.zero_grad(set_to_none=True)
-            loss = s.loss(net)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        runs.append(losses)
+    runs = [_train_steps(s, _REPRO_STEPS)[1] for _ in range(2)]
     evidence = {"losses_run1": runs[0], "losses_run2": runs[1], "steps": _REPRO_STEPS}
     if _same_floats(*runs):
         return CheckResult(
@@ -497,15 +500,7 @@ def _check_gradient_flow(s: _Setup) -> CheckResult:
 
 
 def _check_overfit(s: _Setup, steps: int) -> CheckResult:
-    net = s.fresh()
-    optimizer = s.factory(net.parameters())
-    curve = []
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = s.loss(net)
-        loss.backward()
-        optimizer.step()
-        curve.append(float(loss.detach()))
+    net, curve = _train_steps(s, steps)
     with torch.no_grad():
         curve.append(float(s.loss(net)))
     initial, final = curve[0], curve[-1]
