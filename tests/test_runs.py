@@ -206,3 +206,28 @@ def test_errors_name_the_argument(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device: 'cuda' was asked for"):
             resolve_device("cuda")
+
+
+def test_ranks_other_than_0_write_nothing_but_read_checkpoints(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    main = Run("demo", TinyConfig(), device="cpu", out=tmp_path)
+    main.log({"x": 1})
+    main.save_checkpoint({"k": 1})
+    before = {p: p.read_bytes() for p in main.dir.rglob("*") if p.is_file()}
+
+    monkeypatch.setenv("RANK", "1")
+    other = Run("demo", TinyConfig(), device="cpu", resume=main.dir)
+    assert not other.is_main
+    assert other.load_checkpoint() == {"k": 1} and other.step == 1
+    other.log({"x": 2})
+    other.figure("curve", plt.figure())
+    other.save_checkpoint({"k": 2})
+    other.info("not shown")
+    other.finish()
+    after = {p: p.read_bytes() for p in main.dir.rglob("*") if p.is_file()}
+    assert after == before
+    assert other.step == 2  # it still counts, as rank 0 does
+
+    fresh = Run("demo", TinyConfig(), device="cpu", out=tmp_path / "elsewhere")
+    assert not fresh.dir.exists()  # a new run's folder is rank 0's to make

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import shlex
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +27,11 @@ RUN_EXAMPLES = """examples:
   torchkata run norm --preset full --seed 1
   torchkata run norm --set epochs=3 --set batch_sizes=2,8,32
   torchkata run --resume runs/norm-20261128-101500-000000   # continue a killed run
+  torchkata run distributed --nproc 2             # the recipe on 2 processes (torchrun)
+  torchkata run distributed --nproc 8 --nnodes 2 --node-rank 0 --rdzv-endpoint host0:29500
+
+--nproc starts `python -m torch.distributed.run` for recipes that support it; with
+--nnodes > 1 run the same command on every machine, each with its --node-rank.
 """
 DOCTOR_EXAMPLES = """examples:
   torchkata doctor --demo                          # the gallery of planted bugs
@@ -75,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config field, type-checked; repeatable; tuples as a,b,c",
     )
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run in its folder")
+    launch = run.add_argument_group("several processes (torchrun)")
+    launch.add_argument("--nproc", type=int, metavar="N", help="processes on this machine")
+    launch.add_argument("--nnodes", type=int, default=1, help="machines (default: 1)")
+    launch.add_argument("--node-rank", type=int, default=0, help="this machine's index (0)")
+    launch.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="machine 0's address")
 
     doctor = sub.add_parser(
         "doctor", help="run the training sanity checks on a model", epilog=DOCTOR_EXAMPLES
@@ -132,10 +145,63 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--threads", str(args.threads)]
     for assignment in args.overrides:
         parts += ["--set", assignment]
+    if args.nproc is not None:
+        parts += ["--nproc", str(args.nproc)]
+        if args.rdzv_endpoint:
+            parts += ["--nnodes", str(args.nnodes), "--node-rank", str(args.node_rank)]
+            parts += ["--rdzv-endpoint", args.rdzv_endpoint]
     return shlex.join(parts)
 
 
+def _launch_args_error(args: argparse.Namespace) -> str | None:
+    if args.nproc is None:
+        if args.nnodes != 1 or args.node_rank != 0 or args.rdzv_endpoint:
+            return "--nnodes, --node-rank and --rdzv-endpoint need --nproc"
+        return None
+    if args.nproc < 1:
+        return f"--nproc: expected >= 1, got {args.nproc}"
+    if args.nnodes < 1:
+        return f"--nnodes: expected >= 1, got {args.nnodes}"
+    if not 0 <= args.node_rank < args.nnodes:
+        return (
+            f"--node-rank: expected 0 <= node rank < --nnodes={args.nnodes}, got {args.node_rank}"
+        )
+    if args.nnodes > 1 and not args.rdzv_endpoint:
+        return f"--rdzv-endpoint: expected HOST:PORT of machine 0 with --nnodes={args.nnodes}"
+    if args.rdzv_endpoint and not args.rdzv_endpoint.rpartition(":")[2].isdigit():
+        return f"--rdzv-endpoint: expected HOST:PORT, got {args.rdzv_endpoint!r}"
+    return None
+
+
+def _launch(args: argparse.Namespace, run: Run) -> int:
+    """Run the recipe in ``run``'s folder under torchrun: ``--nproc`` processes here."""
+    import torch
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc)]
+    if args.rdzv_endpoint:
+        command += ["--nnodes", str(args.nnodes), "--node_rank", str(args.node_rank)]
+        command += ["--rdzv_endpoint", args.rdzv_endpoint]
+    else:
+        command += ["--standalone"]  # one machine: torchrun picks a free port itself
+    # Every process opens the folder made here (rank 0 writes to it) as a resumed run.
+    command += ["-m", "torchkata", "run", "--resume", str(run.dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    return subprocess.run(command, env=env).returncode
+
+
+def _supports_distributed(name: str, module) -> str | None:
+    if getattr(module, "SUPPORTS_DISTRIBUTED", False):
+        return None
+    able = [t.name for t in registry.built() if getattr(t.load(), "SUPPORTS_DISTRIBUTED", False)]
+    return f"--nproc: recipe {name!r} trains in one process; recipes that support --nproc: " + (
+        ", ".join(able) or "none"
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    problem = _launch_args_error(args)
+    if problem:
+        return _error(problem)
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").is_file():
@@ -146,15 +212,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         tip = registry.get(saved["recipe"])
         module = tip.load()
         config = from_dict(module.Config, saved["config"])
-        run = Run(
-            tip.name,
-            config,
-            seed=saved["seed"],
-            device=saved["device"],
-            resume=run_dir,
-            preset=saved["preset"],
-            threads=saved["threads"],
-        )
+        settings = dict(seed=saved["seed"], device=saved["device"], resume=run_dir)
+        settings.update(preset=saved["preset"], threads=saved["threads"])
     else:
         if not args.name:
             return _error("run: a recipe name is required (or --resume RUN_DIR)")
@@ -169,18 +228,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config = make_config(module.Config, module.PRESETS, args.preset, args.overrides)
         except ConfigError as exc:
             return _error(str(exc))
-        run = Run(
-            tip.name,
-            config,
-            seed=args.seed,
-            device=args.device,
-            out=args.out,
-            preset=args.preset,
-            threads=args.threads,
-            command=_command_line(args),
-        )
+        settings = dict(seed=args.seed, device=args.device, out=args.out, preset=args.preset)
+        settings.update(threads=args.threads, command=_command_line(args))
+    if args.nproc is not None:
+        problem = _supports_distributed(tip.name, module)
+        if problem:
+            return _error(problem)
+    if args.nproc is not None and args.node_rank != 0 and not args.resume:
+        # Only machine 0's rank 0 writes: the other machines' processes get a folder to
+        # open that is thrown away afterwards.
+        with tempfile.TemporaryDirectory(prefix="torchkata-node-") as scratch:
+            settings["out"] = scratch
+            return _launch(args, Run(tip.name, config, **settings))
+    run = Run(tip.name, config, **settings)
+    if args.nproc is not None:
+        return _launch(args, run)
     module.run(config, run)
-    print(run.dir)
+    if run.is_main:
+        print(run.dir)
     return 0
 
 

@@ -228,6 +228,15 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
+def _env_rank() -> int:
+    """This process's rank from torchrun's environment; 0 outside torchrun."""
+    raw = os.environ.get("RANK", "0") or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable RANK: expected an integer, got {raw!r}") from None
+
+
 def _versions() -> dict[str, str]:
     import matplotlib
     import sklearn
@@ -261,6 +270,12 @@ class Run:
         threads: CPU threads for torch (``torch.set_num_threads``), or ``None`` to leave
             torch's setting. Default: ``None``.
         command: the command line that reproduces the run, recorded for the report.
+
+    Under ``torchrun`` every process makes a ``Run``; only rank 0 (``RANK`` in the
+    environment, :attr:`is_main`) creates the folder and writes to it, shows progress and
+    prints; the others keep the run's step count, read checkpoints, and write nothing.
+    Pass every rank the same ``resume`` folder (``torchkata run --nproc`` does) so that
+    they can all read the checkpoints.
 
     Examples:
         >>> import dataclasses, tempfile
@@ -305,6 +320,8 @@ class Run:
         self.notes: list[str] = []
         self.figures: list[str] = []
         self.resumed = resume is not None
+        self.is_main = _env_rank() == 0  # the process that writes (rank 0 under torchrun)
+        self.show_progress = self.show_progress and self.is_main
         if resume is not None:
             self.dir = Path(resume)
             if not (self.dir / "config.json").is_file():
@@ -312,6 +329,7 @@ class Run:
         else:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
             self.dir = Path(out) / f"{recipe}-{stamp}"
+        if resume is None and self.is_main:
             self.dir.mkdir(parents=True, exist_ok=False)
             record = {
                 "recipe": recipe,
@@ -335,6 +353,8 @@ class Run:
     def log(self, metrics: Mapping[str, Any]) -> None:
         """Append one record of metrics (numbers, strings, small lists) to ``metrics.jsonl``."""
         self.step += 1
+        if not self.is_main:
+            return
         record = {"step": self.step, "time": round(time.time(), 3), **_to_jsonable(metrics)}
         with open(self._metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -371,7 +391,8 @@ class Run:
         if not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"name: expected letters, digits, '-' or '_', got {name!r}")
         path = self.dir / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        if self.is_main:
+            fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         if name not in self.figures:
             self.figures.append(name)
@@ -379,6 +400,8 @@ class Run:
 
     def info(self, message: str) -> None:
         """A line for the person watching: to stderr, so stdout stays clean for data."""
+        if not self.is_main:
+            return
         sys.stderr.write(f"[{self.recipe}] {message}\n")
         sys.stderr.flush()
 
@@ -432,8 +455,16 @@ class Run:
         """Save ``state`` (nested dicts of tensors, numbers, strings) as the latest checkpoint.
 
         The run's own bookkeeping (its log step, headlines, notes, figures) is saved with it,
-        so that :meth:`load_checkpoint` can put the run back where it was.
+        so that :meth:`load_checkpoint` can put the run back where it was. Under torchrun
+        every rank calls it: rank 0 writes, then all meet at a barrier, so no rank goes on
+        to read a checkpoint that is not complete.
         """
+        if self.is_main:
+            self._write_checkpoint(state)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+
+    def _write_checkpoint(self, state: Mapping[str, Any]) -> None:
         folder = self.checkpoint_dir
         folder.mkdir(exist_ok=True)
         previous = self._latest_name()
@@ -471,6 +502,8 @@ class Run:
         self.headlines = [Headline(**h) for h in book["headlines"]]
         self.notes = list(book["notes"])
         self.figures = list(book["figures"])
+        if not self.is_main:
+            return saved["state"]
         kept = [r for r in self.metrics() if r["step"] <= self.step]
         atomic_write_bytes(self._metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
         return saved["state"]
@@ -481,6 +514,8 @@ class Run:
         """Write ``metrics.json`` (headlines, summary values) and ``report.md``."""
         from torchkata.report import write_run_report
 
+        if not self.is_main:
+            return
         record = {
             "recipe": self.recipe,
             "headlines": [dataclasses.asdict(h) for h in self.headlines],

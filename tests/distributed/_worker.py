@@ -7,16 +7,13 @@ also save a checkpoint at step ``STOP`` under ``OUT/ckpt-<strategy>``.
 
 from __future__ import annotations
 
+import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_optimizer_state_dict,
-    set_optimizer_state_dict,
-)
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -26,8 +23,6 @@ from torchkata.runs import save_state
 STEPS = 20  # optimizer steps per run
 GLOBAL_BATCH = 16  # samples per optimizer step, over all processes and micro-batches
 STOP = 10  # the step at which the checkpointed runs stop
-# Optimizer state keyed by parameter name, unsharded, on CPU (rank 0 only under FSDP).
-FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def make_model() -> nn.Module:
@@ -43,6 +38,12 @@ def make_dataset() -> TensorDataset:
     return TensorDataset(x, y)
 
 
+def _epochs(loader: DataLoader) -> Iterator:
+    for epoch in itertools.count():
+        distributed.set_epoch(loader, epoch)
+        yield from loader
+
+
 def train(
     strategy: str,
     accum: int = 1,
@@ -50,21 +51,28 @@ def train(
     stop_at: int | None = None,
     checkpoint: Path | None = None,
     resume: bool = False,
+    shuffle: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Train STEPS steps of GLOBAL_BATCH samples, as ``accum`` micro-batches per process."""
+    """Train STEPS steps of GLOBAL_BATCH samples, as ``accum`` micro-batches per process.
+
+    With ``shuffle`` the steps run over 2 epochs of half the data, reshuffled by set_epoch.
+    """
     info = distributed.init()
     batch_size = GLOBAL_BATCH // (info.world_size * accum)
-    loader = DataLoader(make_dataset(), batch_size=batch_size, shuffle=False)
+    dataset = make_dataset()
+    if shuffle:
+        dataset = TensorDataset(*(t[: len(t) // 2] for t in dataset.tensors))
+    generator = torch.Generator().manual_seed(3)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
     model, loader = distributed.prepare(make_model(), loader, strategy)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     start = 0
     if resume:
         state = distributed.load_checkpoint(checkpoint)
         distributed.load_full_state_dict(model, state["model"])
-        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=FULL)
+        distributed.load_full_optimizer_state_dict(model, optimizer, state["optimizer"])
         start = int(state["step"])
-    distributed.set_epoch(loader, 0)
-    batches = iter(loader)
+    batches = _epochs(loader)
     for step in range(STEPS):
         micro = [next(batches) for _ in range(accum)]
         if step < start:  # the resumed run skips the data it already saw
@@ -78,7 +86,7 @@ def train(
         if stop_at is not None and step + 1 == stop_at:
             state = {
                 "model": distributed.full_state_dict(model),
-                "optimizer": get_optimizer_state_dict(model, optimizer, options=FULL),
+                "optimizer": distributed.full_optimizer_state_dict(model, optimizer),
                 "step": step + 1,
             }
             distributed.save_checkpoint(checkpoint, state)
@@ -93,6 +101,7 @@ def main(out: Path) -> None:
     for strategy in ("ddp", "fsdp"):
         for accum in (1, 2):
             results[f"{strategy}-{accum}"] = train(strategy, accum)
+        results[f"{strategy}-shuffle"] = train(strategy, shuffle=True)
     for strategy in ("ddp", "fsdp"):
         train(strategy, stop_at=STOP, checkpoint=out / f"ckpt-{strategy}")
     results["ddp-loss"] = torch.tensor(distributed.all_reduce_mean(float(distributed.rank())))

@@ -60,6 +60,12 @@ def reference(worker):
     return {accum: worker.train("none", accum) for accum in (1, 2)}
 
 
+@pytest.fixture(scope="module")
+def shuffled_reference(worker):
+    # "ddp" at world size 1 wraps nothing but shuffles through a one-replica sampler.
+    return worker.train("ddp", shuffle=True)
+
+
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 @pytest.mark.parametrize("accum", [1, 2])
 def test_two_processes_match_one(job, reference, strategy, accum):
@@ -71,6 +77,14 @@ def test_two_processes_match_one(job, reference, strategy, accum):
     assert got["0.0.weight"].dtype == torch.float64
     # The references with and without accumulation agree too.
     assert max_diff(reference[1], reference[accum]) <= TOL
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_match_one_with_shuffling_over_epochs(job, shuffled_reference, strategy):
+    # DistributedSampler + set_epoch: 2 processes see each epoch's shuffled global batches.
+    _, results = job
+    diff = max_diff(results[f"{strategy}-shuffle"], shuffled_reference)
+    assert diff <= TOL, f"{strategy} shuffled: max abs difference {diff:.3g}"
 
 
 def test_all_reduce_mean_over_two_ranks(job):

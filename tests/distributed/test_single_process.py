@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from torchkata import distributed
 
@@ -37,13 +37,39 @@ def test_all_reduce_mean_is_identity():
 
 
 @pytest.mark.parametrize("strategy", ["none", "ddp", "fsdp"])
-def test_prepare_at_world_size_one_returns_loader_unchanged(strategy):
-    loader = DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=4, shuffle=True)
+def test_prepare_at_world_size_one_wraps_nothing(strategy):
+    loader = DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=4, shuffle=False)
     model = nn.Linear(3, 1)
     wrapped, same = distributed.prepare(model, loader, strategy)
     assert same is loader
     assert isinstance(wrapped, nn.Linear)
-    distributed.set_epoch(same, 1)  # a RandomSampler has no set_epoch: a no-op
+    distributed.set_epoch(same, 1)  # a SequentialSampler has no set_epoch: a no-op
+
+
+def test_prepare_at_world_size_one_shuffles_as_at_any_world_size():
+    # One replica of a DistributedSampler gives the global order that N replicas split.
+    dataset = TensorDataset(torch.arange(12))
+    generator = torch.Generator().manual_seed(5)
+    loader = DataLoader(dataset, batch_size=4, shuffle=True, generator=generator)
+    _, one = distributed.prepare(nn.Linear(3, 1), loader, "ddp")
+    assert isinstance(one.sampler, DistributedSampler)
+    for epoch in (0, 1):
+        distributed.set_epoch(one, epoch)
+        order = torch.cat([x for (x,) in one]).tolist()
+        split = []
+        for rank in (0, 1):
+            sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, seed=5)
+            sampler.set_epoch(epoch)
+            split.append(list(sampler))
+        # Rank r takes every other index of the global order; batch b of 2 ranks x 2
+        # samples holds the same samples as batch b of 1 rank x 4.
+        assert order[0::2] == split[0] and order[1::2] == split[1]
+    distributed.set_epoch(one, 0)
+    first = torch.cat([x for (x,) in one]).tolist()
+    distributed.set_epoch(one, 1)
+    assert torch.cat([x for (x,) in one]).tolist() != first  # set_epoch reshuffles
+    _, untouched = distributed.prepare(nn.Linear(3, 1), loader, "none")
+    assert untouched is loader
 
 
 def test_prepare_rejects_bad_arguments():

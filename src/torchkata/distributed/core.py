@@ -36,10 +36,12 @@ __all__ = [
     "all_reduce_mean",
     "barrier",
     "data_parallel",
+    "full_optimizer_state_dict",
     "full_state_dict",
     "init",
     "is_main",
     "load_checkpoint",
+    "load_full_optimizer_state_dict",
     "load_full_state_dict",
     "prepare",
     "rank",
@@ -353,8 +355,10 @@ def prepare(
     ``drop_last`` and seed (the sampler's or loader's generator seed, else 0), so the
     global batch is ``world_size * batch_size``. Without ``drop_last`` the sampler pads
     the dataset by repeating samples to a multiple of the world size. Call
-    :func:`set_epoch` at the start of each epoch. At world size 1 nothing is wrapped and
-    the loader is returned unchanged.
+    :func:`set_epoch` at the start of each epoch. At world size 1 nothing is wrapped; a
+    shuffling loader still gets a one-replica ``DistributedSampler``, so that the same
+    seed gives the same global batches at every world size (a run checkpointed at N
+    processes resumes exactly at 1), and any other loader is returned unchanged.
 
     Args:
         model: the model to train.
@@ -389,7 +393,12 @@ def prepare(
         for block in _blocks(model):
             _checkpoint_forward(block)
     model = model.to(device)
-    if strategy == "none" or world_size() == 1:
+    if strategy == "none":
+        return model, loader
+    if world_size() == 1:
+        if isinstance(loader.sampler, RandomSampler):
+            # The same shuffled order as at any other world size: a run resumes exactly.
+            return model, _distributed_loader(loader)
         return model, loader
     if strategy == "ddp":
         ids = [device.index] if device.type == "cuda" else None
@@ -528,6 +537,65 @@ def load_full_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) ->
         set_model_state_dict(model, dict(state), options=options)
         return
     _unwrap(model).load_state_dict(dict(state))
+
+
+def _optimizer_options():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    # Keyed by parameter name and unsharded on CPU: loadable at any world size.
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def full_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer's full state dict, keyed by parameter name, as CPU tensors.
+
+    A plain ``optimizer.state_dict()`` keys its state by parameter index and, under FSDP2,
+    holds only this rank's shards; this one (``torch.distributed.checkpoint``'s
+    ``get_optimizer_state_dict`` with full state dicts and CPU offload) does neither, so it
+    loads at any world size with :func:`load_full_optimizer_state_dict`. A collective under
+    FSDP2 (every rank must call it); there the other ranks than 0 get an empty dict.
+
+    Args:
+        model: the model ``optimizer`` trains, plain or returned by :func:`prepare`.
+        optimizer: its optimizer.
+
+    Returns:
+        dict: ``{"state": {name: {...}}, "param_groups": [...]}``.
+
+    Examples::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> from torchkata import distributed
+        >>> model = nn.Linear(3, 1)
+        >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        >>> model(torch.ones(2, 3)).sum().backward(); optimizer.step()
+        >>> sorted(distributed.full_optimizer_state_dict(model, optimizer)["state"])
+        ['bias', 'weight']
+    """
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer)}")
+    return dict(get_optimizer_state_dict(model, optimizer, options=_optimizer_options()))
+
+
+def load_full_optimizer_state_dict(
+    model: nn.Module, optimizer: torch.optim.Optimizer, state: Mapping[str, Any]
+) -> None:
+    """Load what :func:`full_optimizer_state_dict` returned, at any world size.
+
+    Every rank passes the full ``state`` (read from a checkpoint all ranks see); under
+    FSDP2 each rank keeps its shard.
+    """
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    if not isinstance(state, Mapping) or "param_groups" not in state:
+        raise TypeError(
+            "state: expected the dict of full_optimizer_state_dict() with 'state' and "
+            f"'param_groups', got {type(state).__name__}"
+        )
+    set_optimizer_state_dict(model, optimizer, dict(state), options=_optimizer_options())
 
 
 def _latest(folder: Path) -> str | None:

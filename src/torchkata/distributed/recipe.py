@@ -8,6 +8,10 @@ global batches in the same order (each of P processes takes its B/P share), so t
 curves must coincide; the report overlays them and gives samples/s, the scaling
 efficiency and the bytes of activations saved for backward with and without activation
 checkpointing.
+
+``torchkata run distributed --nproc N`` instead trains the model once, on the N processes
+that torchrun starts (``strategy``, shuffled data, ``set_epoch`` each epoch), with rank 0
+logging and writing checkpoints that resume at any number of processes.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class Config:
     dtype: Literal["float32", "float64"] = "float64"
     timeout_s: int = 300  # per job; a hung collective must not hang the recipe
     threads: int = 1  # torch CPU threads per process
+    # Under `torchkata run distributed --nproc N` (one training, no comparison):
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # how the N processes share the model
+    checkpoint_every: int = 20  # optimizer steps between checkpoints
 
     def check(self) -> None:
         if not self.settings or any(s not in SETTINGS for s in self.settings):
@@ -63,10 +70,12 @@ class Config:
             raise ValueError(
                 f"batch_size: expected a multiple of nproc={self.nproc}, got {self.batch_size}"
             )
-        for name in ("steps", "width", "depth", "timeout_s", "threads"):
+        for name in ("steps", "width", "depth", "timeout_s", "threads", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
 
+
+SUPPORTS_DISTRIBUTED = True  # `torchkata run distributed --nproc N` trains under torchrun
 
 PRESETS: dict[str, dict] = {"quick": {"steps": 60}, "full": {"steps": 400, "width": 512}}
 
@@ -97,6 +106,9 @@ def _launch(setting: str, cfg: Config, seed: int, out: Path) -> dict:
 
 
 def run(cfg: Config, run: Run) -> None:
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # started by torchrun (--nproc)
+        _train_in_job(cfg, run)
+        return
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for setting in run.progress(cfg.settings, desc="settings"):
@@ -170,6 +182,96 @@ def run(cfg: Config, run: Run) -> None:
     run.finish(
         results={s: {k: v for k, v in r.items() if k != "losses"} for s, r in results.items()}
     )
+
+
+# --------------------------------------------------------------------------- --nproc N
+
+
+def _train_in_job(cfg: Config, run: Run) -> None:
+    """Train the MLP once on this torchrun job's processes; rank 0 logs and checkpoints."""
+    import time
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from torchkata import distributed as dist
+    from torchkata.data import load_digits
+
+    info = dist.init()
+    if cfg.batch_size % info.world_size:
+        raise ValueError(
+            f"batch_size: expected a multiple of the {info.world_size} processes, "
+            f"got {cfg.batch_size}"
+        )
+    dtype = getattr(torch, cfg.dtype)
+    model = build_model(cfg.width, cfg.depth).to(dtype)  # Run seeded every rank alike
+    data = load_digits()
+    dataset = TensorDataset(data.x_train.flatten(1).to(dtype), data.y_train)
+    # The sampler shuffles by (seed, epoch): the same global batches at any world size.
+    generator = torch.Generator().manual_seed(run.seed)
+    per_process = cfg.batch_size // info.world_size
+    loader = DataLoader(
+        dataset, batch_size=per_process, shuffle=True, drop_last=True, generator=generator
+    )
+    model, loader = dist.prepare(model, loader, cfg.strategy)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    first = 0
+    saved = run.load_checkpoint() if run.resumed else None
+    if saved is not None:
+        dist.load_full_state_dict(model, saved["model"])
+        dist.load_full_optimizer_state_dict(model, optimizer, saved["optimizer"])
+        first = int(saved["step"])
+        run.info(f"resumed at step {first} on {info.world_size} process(es)")
+    batches_per_epoch = len(loader)
+    batches = iter(())
+    start = time.perf_counter()
+    for step in run.progress(range(first, cfg.steps), desc=f"{info.world_size} processes"):
+        if step == first or step % batches_per_epoch == 0:
+            dist.set_epoch(loader, step // batches_per_epoch)
+            batches = iter(loader)
+            for _ in range(step % batches_per_epoch):  # what a resumed epoch already gave
+                next(batches)
+        x, y = next(batches)
+        x, y = x.to(info.device), y.to(info.device)
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        run.log({"loss": float(dist.all_reduce_mean(loss.detach()))})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            state = {
+                "model": dist.full_state_dict(model),
+                "optimizer": dist.full_optimizer_state_dict(model, optimizer),
+                "step": step + 1,
+            }
+            run.save_checkpoint(state)
+    elapsed = time.perf_counter() - start
+    done = cfg.steps - first
+
+    losses = [r["loss"] for r in run.metrics() if "loss" in r]
+    if losses:
+        fig, ax = subplots(figsize=(6.4, 4))
+        ax.plot(range(1, len(losses) + 1), losses, lw=1)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss (global batch)")
+        ax.set_yscale("log")
+        ax.set_title(f"{cfg.strategy.upper()} on {info.world_size} process(es)")
+        ax.grid(alpha=0.3)
+        run.figure("loss_curve", fig)
+        run.headline("final training loss", losses[-1], higher_is_better=False)
+    samples_per_s = done * cfg.batch_size / elapsed if done else float("nan")
+    run.headline(f"samples/s on {info.world_size} process(es)", samples_per_s)
+    run.note(
+        f"An MLP (64 → {cfg.width} x {cfg.depth} → 10, {cfg.dtype}) on the digits, "
+        f"{cfg.steps} SGD steps with a global batch of {cfg.batch_size}, trained with "
+        f"{cfg.strategy.upper()} on {info.world_size} process(es) ({per_process} samples "
+        f"each per step, backend {'gloo' if info.device.type == 'cpu' else 'nccl'}). "
+        f"Checkpoints every {cfg.checkpoint_every} steps hold full state dicts: "
+        "`torchkata run --resume RUN_DIR --nproc M` continues at any M."
+    )
+    run.finish(world_size=info.world_size, strategy=cfg.strategy)
+    dist.shutdown()
 
 
 # --------------------------------------------------------------------------- the worker
