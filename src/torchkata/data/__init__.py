@@ -1,5 +1,15 @@
 """Data sets that need no network: generated here, or bundled with a dependency."""
 
 from torchkata.data.digits import Split, load_digits, subsample_classes
+from torchkata.data.streams import FEATURES, agrawal, agrawal_label, drift_points, drift_stream
 
-__all__ = ["Split", "load_digits", "subsample_classes"]
+__all__ = [
+    "FEATURES",
+    "Split",
+    "agrawal",
+    "agrawal_label",
+    "drift_points",
+    "drift_stream",
+    "load_digits",
+    "subsample_classes",
+]
