@@ -190,7 +190,7 @@ def test_features_fixed_at_first_sight():
 
 def test_batchnorm_is_refused_with_a_suggestion():
     module = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
-    with pytest.raises(ValueError, match="BatchNorm1d.*Use nn.LayerNorm"):
+    with pytest.raises(ValueError, match=r"BatchNorm1d.*Use nn\.LayerNorm"):
         OnlineClassifier(module)
 
 
@@ -205,7 +205,7 @@ def test_argument_errors_name_the_argument():
         OnlineClassifier(mlp(n_out=1))
     with pytest.raises(ValueError, match="1 output unit, got 2"):
         OnlineRegressor(mlp(n_out=2))
-    with pytest.raises(TypeError, match="module: expected an nn.Module instance"):
+    with pytest.raises(TypeError, match=r"module: expected an nn\.Module instance"):
         OnlineClassifier("mlp")
 
 

@@ -8,9 +8,9 @@ on the same ``x``.
 Features ``x`` are a dict of floats (River's convention; the order of the keys of the first
 sample fixes the input order) or a 1-D array/tensor. Inputs are standardised with running
 statistics (Welford) of the samples up to the current one (``x`` is known when predicting;
-only ``y`` is not), so the learner needs no pass over the data first. A sample with a NaN/inf feature or target, or of the
-wrong length, is rejected and counted in ``rejected``: the model, the optimizer, the
-scaler and the drift detector are untouched.
+only ``y`` is not), so the learner needs no pass over the data first. A sample with a
+NaN/inf feature or target, or of the wrong length, is rejected and counted in
+``rejected``: the model, the optimizer, the scaler and the drift detector are untouched.
 """
 
 from __future__ import annotations
@@ -308,7 +308,8 @@ class _OnlineLearner:
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({type(self.module).__name__}, {args}, engine={self.engine.kind!r})"
+        module, engine = type(self.module).__name__, self.engine.kind
+        return f"{type(self).__name__}({module}, {args}, engine={engine!r})"
 
 
 class OnlineClassifier(_OnlineLearner):
@@ -351,7 +352,8 @@ class OnlineClassifier(_OnlineLearner):
         >>> from torch import nn
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
-        >>> model = OnlineClassifier(nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2)), lr=1e-2)
+        >>> net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+        >>> model = OnlineClassifier(net, lr=1e-2)
         >>> gen = torch.Generator().manual_seed(0)
         >>> correct = 0
         >>> for i in range(2000):
@@ -507,16 +509,17 @@ class OnlineRegressor(_OnlineLearner):
     """A regressor trained one sample at a time (squared error on standardised targets).
 
     The target is standardised with the running mean and standard deviation of the targets
-    up to and including it, and predictions are mapped back to the original units, so the learning rate
-    does not depend on the target's scale. The drift detector gets the absolute error in
-    standardised units. Arguments as :class:`OnlineClassifier` (without ``new_classes``);
-    the module's last ``Linear`` has 1 output unit.
+    up to and including it, and predictions are mapped back to the original units, so the
+    learning rate does not depend on the target's scale. The drift detector gets the
+    absolute error in standardised units. Arguments as :class:`OnlineClassifier` (without
+    ``new_classes``); the module's last ``Linear`` has 1 output unit.
 
     Examples:
         >>> import torch
         >>> from torch import nn
         >>> _ = torch.manual_seed(0)
-        >>> model = OnlineRegressor(nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, 1)), lr=1e-2)
+        >>> net = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, 1))
+        >>> model = OnlineRegressor(net, lr=1e-2)
         >>> gen = torch.Generator().manual_seed(0)
         >>> errors = []
         >>> for i in range(3000):
