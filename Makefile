@@ -31,9 +31,11 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet --no-deps "deep-river==0.3.4"
 	$(BIN)/python benchmarks/bench_norm.py
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_distributed.py
+	$(BIN)/python benchmarks/bench_online.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -45,7 +45,7 @@ def test_unknown_recipe_exits_2_and_lists_the_known_ones(capsys):
     err = capsys.readouterr().err
     assert (
         "unknown recipe 'nosuch'" in err
-        and "known recipes: losses, distributed, norm, doctor" in err
+        and "known recipes: losses, online, distributed, norm, doctor" in err
     )
 
 
@@ -159,6 +159,22 @@ def test_losses_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
         assert summary["table"][key]["mean"] == pytest.approx(value, abs=0.6), key
     assert summary["table"]["ce/rare_recall"]["mean"] == 0.0
     assert {"metrics_by_loss.png", "composite_terms.png"} <= {p.name for p in run_dir.iterdir()}
+
+
+def test_online_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
+    pytest.importorskip("river")  # Phishing ships with River (the `river` extra, in `dev`)
+    tiny = ["--set", "streams=drift,phishing", "--set", "n_samples=3000", "--set", "after=500"]
+    tiny += ["--set", "batch_epochs=2"]
+    assert main(["run", "online", "--out", str(tmp_path), *tiny]) == 0
+    run_dir = Path(capsys.readouterr().out.strip())
+    results = _final(run_dir)["results"]
+    # Prequential accuracy, pinned on the development machine (x86_64 CPU, torch 2.13.0,
+    # NumPy engine); a few flipped predictions on another CPU stay inside the tolerance.
+    pinned = {"drift/adam": 0.658, "drift/sgd": 0.678, "phishing/adam": 0.893}
+    for key, value in pinned.items():
+        assert results[key]["all"] == pytest.approx(value, abs=0.01), key
+    assert results["drift/batch"]["second_half"] < results["drift/adam"]["second_half"]
+    assert {"rolling_drift.png", "rolling_phishing.png"} <= {p.name for p in run_dir.iterdir()}
 
 
 def test_doctor_demo_prints_the_gallery_and_exits_0_when_every_bug_is_caught(capsys):

@@ -46,7 +46,14 @@ TIPS: list[Tip] = [
         module="torchkata.losses.recipe",
         guide="docs/tip01-custom-losses.md",
     ),
-    Tip(2, "online", "Online learning", "one sample at a time, prequential evaluation, drift"),
+    Tip(
+        2,
+        "online",
+        "Online learning",
+        "one sample at a time on drifting streams: online SGD/Adam, ADWIN, vs a batch model",
+        module="torchkata.online.recipe",
+        guide="docs/tip02-online-learning.md",
+    ),
     Tip(
         3,
         "distributed",
