@@ -26,12 +26,9 @@ RUN_EXAMPLES = """examples:
   torchkata run norm                              # the quick preset, seed 0
   torchkata run norm --preset full --seed 1
   torchkata run norm --set epochs=3 --set batch_sizes=2,8,32
-  torchkata run --resume runs/norm-20261128-101500-000000   # continue a killed run
   torchkata run distributed --nproc 2             # the recipe on 2 processes (torchrun)
   torchkata run distributed --nproc 8 --nnodes 2 --node-rank 0 --rdzv-endpoint host0:29500
-
---nproc starts `python -m torch.distributed.run` for recipes that support it; with
---nnodes > 1 run the same command on every machine, each with its --node-rank.
+  torchkata run --resume runs/norm-20261128-101500-000000   # continue a killed run
 """
 DOCTOR_EXAMPLES = """examples:
   torchkata doctor --demo                          # the gallery of planted bugs
@@ -83,7 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config field, type-checked; repeatable; tuples as a,b,c",
     )
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run in its folder")
-    launch = run.add_argument_group("several processes (torchrun)")
+    launch = run.add_argument_group(
+        "several processes (torchrun)",
+        "--nproc starts `python -m torch.distributed.run` for recipes that support it;\n"
+        "with --nnodes > 1, run the same command on every machine, each with its --node-rank.",
+    )
     launch.add_argument("--nproc", type=int, metavar="N", help="processes on this machine")
     launch.add_argument("--nnodes", type=int, default=1, help="machines (default: 1)")
     launch.add_argument("--node-rank", type=int, default=0, help="this machine's index (0)")

@@ -325,7 +325,7 @@ class OnlineClassifier(_OnlineLearner):
             logits. No BatchNorm (it cannot train at batch size 1): use ``nn.LayerNorm``.
         optimizer: ``'adam'``, ``'sgd'`` or ``(params) -> torch.optim.Optimizer``.
             Default: ``'adam'``
-        lr: learning rate. Default: ``1e-3``
+        lr: learning rate of ``'adam'`` / ``'sgd'`` (a callable sets its own). Default: ``1e-3``
         optimizer_options: further keyword arguments of ``torch.optim.Adam``/``SGD``
             (e.g. ``{"betas": (0.9, 0.99)}``). Default: ``None``
         new_classes: ``'grow'`` or ``'error'``, when labels outnumber the units.
@@ -533,8 +533,14 @@ class OnlineRegressor(_OnlineLearner):
 
     _task = "regression"
 
-    def __init__(self, module: nn.Module, *args: Any, **kwargs: Any) -> None:
-        super().__init__(module, *args, **kwargs)
+    def __init__(
+        self,
+        module: nn.Module,
+        optimizer: str | Callable[[list[nn.Parameter]], torch.optim.Optimizer] = "adam",
+        lr: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(module, optimizer, lr, **kwargs)
         if self.n_outputs != 1:
             raise ValueError(
                 f"module: expected a last nn.Linear with 1 output unit, got {self.n_outputs}"

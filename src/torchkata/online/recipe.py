@@ -182,7 +182,7 @@ def run(cfg: Config, run: Run) -> None:
         job_seed = run.seed * 1000 + seed
         _, _, classify = _shape(stream)
         if kind == "batch":
-            scores = _batch_baseline(stream, cfg, job_seed)
+            scores = torch.tensor(_batch_baseline(stream, cfg, job_seed), dtype=torch.float64)
             results.append({"stream": stream, "learner": kind, "seed": seed, "scores": scores})
             continue
         learner = _learner(kind, stream, cfg, job_seed)
@@ -200,7 +200,7 @@ def run(cfg: Config, run: Run) -> None:
             "stream": stream,
             "learner": kind,
             "seed": seed,
-            "scores": scores,
+            "scores": torch.tensor(scores, dtype=torch.float64),  # safetensors in checkpoints
             "samples_per_s": len(scores) / elapsed,
             "drifts": learner.drifts,
             "rejected": learner.rejected,
@@ -213,6 +213,7 @@ def run(cfg: Config, run: Run) -> None:
 
 
 def _report(cfg: Config, run: Run, results: list[dict]) -> None:
+    results = [{**r, "scores": np.asarray(r["scores"])} for r in results]
     streams = list(dict.fromkeys(r["stream"] for r in results))
     kinds = list(dict.fromkeys(r["learner"] for r in results))
     summary: dict[str, dict] = {}
