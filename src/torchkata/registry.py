@@ -64,7 +64,14 @@ TIPS: list[Tip] = [
     ),
     Tip(4, "relational", "Relational Networks", "Relation Network vs CNN+MLP on Sort-of-CLEVR"),
     Tip(5, "gan", "GANs", "GAN losses, stabilisers and mode-coverage metrics"),
-    Tip(6, "transfer", "Transfer learning", "freezing, new heads, fine-tuning on little data"),
+    Tip(
+        6,
+        "transfer",
+        "Transfer learning",
+        "digits 0-4 -> 5-9 with k labels: scratch vs frozen vs fine-tuned vs gradual",
+        module="torchkata.transfer.recipe",
+        guide="docs/tip06-transfer-learning.md",
+    ),
     Tip(
         7,
         "norm",

@@ -38,7 +38,7 @@ def test_freeze_counts_and_unfreeze_by_prefix_and_glob():
     unfreeze(model, "fc")
     assert trainable(model) == ["fc.weight", "fc.bias"]
     summary = {s.name: s for s in trainable_summary(model)}
-    assert summary["fc"].trainable == 16 * 5 + 5 and summary["block1"].trainable == 0
+    assert summary["fc"].trainable == (8 * 8) * 5 + 5 and summary["block1"].trainable == 0
     assert summary["total"].trainable + summary["total"].frozen == total
     unfreeze(model, "*.bias")  # a glob
     assert set(trainable(model)) == {"fc.weight"} | {

@@ -33,8 +33,8 @@ class DigitsCNN(nn.Module):
     """A small CNN for 8x8 images: three Conv-BatchNorm-ReLU blocks and a linear head.
 
     Blocks (bottom first): ``block1`` (C → width), ``block2`` (width → 2·width, then 2x2
-    max-pooling to 4x4), ``block3`` (2·width → 2·width, then global average pooling),
-    and ``fc`` (2·width → num_classes).
+    max-pooling to 4x4), ``block3`` (2·width → 2·width, max-pooling to 2x2, flattened to
+    8·width features), and ``fc`` (8·width → num_classes).
 
     Args:
         num_classes: output units of ``fc``. Default: ``10``
@@ -63,17 +63,20 @@ class DigitsCNN(nn.Module):
         self.block2 = nn.Sequential(
             nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2)
         )
+        # Max-pooling to 2x2 and flattening (not global average pooling) keeps where a
+        # stroke is: features pooled to one value per channel, learned on 5 classes, did
+        # not separate 5 new ones (linear probe at all labels: 0.89 against 0.99 here).
         self.block3 = nn.Sequential(
             nn.Conv2d(2 * w, 2 * w, 3, padding=1),
             nn.BatchNorm2d(2 * w),
             nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
+            nn.MaxPool2d(2),
             nn.Flatten(),
         )
-        self.fc = nn.Linear(2 * w, num_classes)
+        self.fc = nn.Linear(8 * w, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, 8, 8) → (N, 2·width): the representation the head reads."""
+        """(N, C, 8, 8) → (N, 8·width): the representation the head reads."""
         return self.block3(self.block2(self.block1(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,7 +182,7 @@ def load_backbone(source: str | Path, model: nn.Module | None = None) -> nn.Modu
         >>> path = save_backbone(DigitsCNN(num_classes=5), tempfile.mkdtemp() + "/cnn",
         ...                      arch="digits_cnn", num_classes=5)
         >>> load_backbone(path).fc
-        Linear(in_features=64, out_features=5, bias=True)
+        Linear(in_features=256, out_features=5, bias=True)
     """
     if isinstance(source, str) and source == "minilm":
         from torchkata.transfer.text import SentenceEncoder

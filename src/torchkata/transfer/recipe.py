@@ -1,0 +1,265 @@
+"""Recipe ``transfer`` (tip 6): what a pretrained backbone is worth when labels are few.
+
+Source task: digits 0–4 of the scikit-learn digits; a :class:`DigitsCNN` is trained on
+them, saved with :func:`save_backbone` and loaded back with :func:`load_backbone`. Target
+task: digits 5–9 with ``k`` labelled images per class. Four ways to learn the target,
+each for the same number of optimizer steps:
+
+* ``scratch``: the same CNN, randomly initialised, all layers trained;
+* ``frozen`` (feature extraction): the backbone frozen (BatchNorm statistics included), a
+  new head trained;
+* ``finetune``: a new head, every layer trained at one learning rate;
+* ``gradual``: a new head, discriminative learning rates (each block below the top at
+  1/2.6 of the rate above) and one more block unfrozen every quarter of the steps.
+
+With the ``text`` extra, the same question on text: the pretrained sentence encoder
+all-MiniLM-L6-v2, frozen or with its last layers fine-tuned, against a bag-of-words
+logistic regression, on sentences of Python's bundled documentation to be told apart by
+the topic they come from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+import numpy as np
+import torch
+from torch import nn
+
+from torchkata.data import load_digits
+from torchkata.report import subplots
+from torchkata.runs import Run
+from torchkata.transfer import (
+    DigitsCNN,
+    GradualUnfreezing,
+    freeze,
+    load_backbone,
+    param_groups,
+    replace_head,
+    save_backbone,
+)
+
+METHODS = ("scratch", "frozen", "finetune", "gradual")
+NAMES = {
+    "scratch": "from scratch",
+    "frozen": "feature extraction (frozen)",
+    "finetune": "full fine-tuning",
+    "gradual": "gradual unfreezing + discriminative rates",
+}
+SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
+
+
+@dataclasses.dataclass
+class Config:
+    methods: tuple[str, ...] = METHODS  # scratch | frozen | finetune | gradual
+    ks: tuple[int, ...] = (1, 5, 10, 0)  # labelled target images per class; 0 = all (~144)
+    seeds: int = 5  # pretraining, label draws and initial weights
+    width: int = 32  # DigitsCNN width
+    pretrain_epochs: int = 30  # on the source task, mini-batches of 64
+    steps: int = 200  # optimizer steps on the target task, every method and k alike
+    batch_size: int = 32  # target mini-batches (all of them when fewer)
+    lr: float = 1e-3  # Adam; the top block's rate for `gradual`
+    decay: float = 2.6  # `gradual`: rate ratio between neighbouring blocks (ULMFiT)
+    text: bool = True  # the MiniLM part, when the `text` extra is installed
+    text_per_class: int = 200  # sentences per topic (70% train, 30% test)
+    text_epochs: int = 4  # fine-tuning epochs of MiniLM's last layers
+
+    def check(self) -> None:
+        if not self.methods or any(m not in METHODS for m in self.methods):
+            raise ValueError(f"methods: expected a subset of {METHODS}, got {self.methods!r}")
+        if not self.ks or any(k < 0 for k in self.ks):
+            raise ValueError(f"ks: expected counts >= 0 (0 = all), got {self.ks!r}")
+        for name in ("seeds", "width", "pretrain_epochs", "steps", "batch_size", "text_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
+        if self.decay < 1:
+            raise ValueError(f"decay: expected >= 1, got {self.decay!r}")
+
+
+PRESETS: dict[str, dict] = {
+    "quick": {"seeds": 2, "ks": (1, 10, 0), "pretrain_epochs": 15, "steps": 100, "text": False},
+    "full": {},
+}
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, classes: tuple[int, ...]):
+    """The images of ``classes``, labels renumbered 0..len(classes)-1."""
+    keep = torch.isin(y, torch.tensor(classes))
+    return x[keep], y[keep] - classes[0]
+
+
+def _k_per_class(y: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Indices of ``k`` random images per class (all when k == 0)."""
+    if k == 0:
+        return torch.arange(len(y))
+    picks = []
+    for c in y.unique():
+        idx = (y == c).nonzero().flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
+    return torch.cat(picks)
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def _pretrain(cfg: Config, data, seed: int, run: Run) -> tuple[str, float]:
+    """Train the source CNN, save it as a backbone file; (its path, source test accuracy)."""
+    x, y = _subset(data.x_train, data.y_train, SOURCE)
+    x_test, y_test = _subset(data.x_test, data.y_test, SOURCE)
+    torch.manual_seed(seed)
+    model = DigitsCNN(num_classes=len(SOURCE), width=cfg.width)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(cfg.pretrain_epochs):
+        model.train()
+        for idx in torch.randperm(len(x), generator=gen).split(64):
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    path = save_backbone(
+        model, run.dir / "backbones" / f"source-seed{seed}", arch="digits_cnn",
+        num_classes=len(SOURCE), width=cfg.width,
+    )  # fmt: skip
+    return str(path), _accuracy(model, x_test, y_test)
+
+
+def _target_model(method: str, cfg: Config, backbone: str, seed: int):
+    """(model, optimizer, gradual schedule or None) for one way of learning the target."""
+    torch.manual_seed(seed)
+    if method == "scratch":
+        model = DigitsCNN(num_classes=len(TARGET), width=cfg.width)
+        return model, torch.optim.Adam(model.parameters(), lr=cfg.lr), None
+    model = load_backbone(backbone)  # safetensors + JSON: no pickle
+    if method == "frozen":
+        freeze(model)
+    replace_head(model, len(TARGET))  # new and trainable
+    if method == "gradual":
+        schedule = GradualUnfreezing(model)
+        optimizer = torch.optim.Adam(param_groups(model, cfg.lr, cfg.decay), lr=cfg.lr)
+        return model, optimizer, schedule
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return model, torch.optim.Adam(trainable, lr=cfg.lr), None
+
+
+def run(cfg: Config, run: Run) -> None:
+    data = load_digits()
+    x_pool, y_pool = _subset(data.x_train, data.y_train, TARGET)
+    x_test, y_test = _subset(data.x_test, data.y_test, TARGET)
+    saved = run.load_checkpoint() if run.resumed else None
+    results: list[dict] = saved["results"] if saved else []
+    backbones: dict[str, dict] = saved["backbones"] if saved else {}
+    jobs = [(s, k, m) for s in range(cfg.seeds) for k in cfg.ks for m in cfg.methods]
+    run.info(f"{len(jobs)} target trainings ({cfg.seeds} seeds x k {cfg.ks} x {cfg.methods})")
+
+    for j in run.progress(range(len(results), len(jobs)), desc="seed x k x method"):
+        seed, k, method = jobs[j]
+        job_seed = run.seed * 1000 + seed
+        if str(seed) not in backbones:
+            path, source_accuracy = _pretrain(cfg, data, job_seed, run)
+            backbones[str(seed)] = {"path": path, "source_accuracy": source_accuracy}
+        gen = torch.Generator().manual_seed(job_seed * 100 + k)  # the same labels per method
+        labelled = _k_per_class(y_pool, k, gen)
+        x, y = x_pool[labelled], y_pool[labelled]
+        model, optimizer, schedule = _target_model(
+            method, cfg, backbones[str(seed)]["path"], job_seed
+        )
+        for step in range(cfg.steps):
+            if schedule is not None and step and step % max(cfg.steps // 4, 1) == 0:
+                schedule.step()  # one more block trains, from the top down
+            model.train()
+            idx = torch.randperm(len(x), generator=gen)[: cfg.batch_size]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        accuracy = _accuracy(model, x_test, y_test)
+        results.append({"seed": seed, "k": k, "method": method, "accuracy": accuracy})
+        run.log({"seed": seed, "k": k, "method": method, "accuracy": accuracy, "loss": loss})
+        run.save_checkpoint({"results": results, "backbones": backbones})
+
+    _report(cfg, run, results, backbones, len(y_pool) // len(TARGET))
+    text = _text_part(cfg, run) if cfg.text else None
+    table = _table(cfg, results)
+    run.finish(table=table, text=text)
+
+
+def _table(cfg: Config, results: list[dict]) -> dict[str, dict]:
+    table = {}
+    for method in cfg.methods:
+        for k in cfg.ks:
+            values = [100 * r["accuracy"] for r in results if r["method"] == method and r["k"] == k]
+            table[f"{method}/{k}"] = {
+                "mean": statistics.mean(values),
+                "std": statistics.pstdev(values),
+            }
+    return table
+
+
+def _report(cfg: Config, run: Run, results, backbones, per_class: int) -> None:
+    table = _table(cfg, results)
+    label = {k: (str(k) if k else f"all (~{per_class})") for k in cfg.ks}
+    source = [b["source_accuracy"] for b in backbones.values()]
+    lines = [
+        f"Source task: digits 0–4, test accuracy of the pretrained CNN "
+        f"{100 * statistics.mean(source):.1f}% (mean of {len(source)}). Target task: digits "
+        f"5–9, test accuracy (%) after {cfg.steps} Adam steps, mean ± std over {cfg.seeds} "
+        "seeds, by labelled images per class:",
+        "",
+        "| method | " + " | ".join(f"k = {label[k]}" for k in cfg.ks) + " |",
+        "|---|" + "---|" * len(cfg.ks),
+    ]
+    for method in cfg.methods:
+        cells = [
+            f"{table[f'{method}/{k}']['mean']:.1f} ± {table[f'{method}/{k}']['std']:.1f}"
+            for k in cfg.ks
+        ]
+        lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
+    run.note("\n".join(lines))
+
+    fig, ax = subplots(figsize=(6.4, 4))
+    xs = np.arange(len(cfg.ks))
+    for method in cfg.methods:
+        means = [table[f"{method}/{k}"]["mean"] for k in cfg.ks]
+        stds = [table[f"{method}/{k}"]["std"] for k in cfg.ks]
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=NAMES[method])
+    ax.set_xticks(xs, [label[k] for k in cfg.ks])
+    ax.set_xlabel("labelled target images per class")
+    ax.set_ylabel("target test accuracy (%)")
+    ax.set_title("Digits 0–4 → 5–9")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    run.figure("accuracy_vs_labels", fig)
+
+    small = min(k for k in cfg.ks if k) if any(cfg.ks) else None
+    if small and "scratch" in cfg.methods:
+        for method in ("frozen", "finetune", "gradual"):
+            if method in cfg.methods:
+                run.headline(
+                    f"k = {small}: {NAMES[method]}",
+                    table[f"{method}/{small}"]["mean"],
+                    reference=table[f"scratch/{small}"]["mean"],
+                    source="the same CNN trained from scratch",
+                    unit="%",
+                )
+    if 0 in cfg.ks and "scratch" in cfg.methods and "finetune" in cfg.methods:
+        run.headline(
+            "all labels: full fine-tuning",
+            table["finetune/0"]["mean"],
+            reference=table["scratch/0"]["mean"],
+            source="the same CNN trained from scratch",
+            unit="%",
+        )
+
+
+def _text_part(cfg: Config, run: Run) -> dict | None:
+    try:
+        from torchkata.transfer import text
+    except ImportError as exc:  # pragma: no cover - the module itself always imports
+        run.note(f"Text part skipped: {exc}")
+        return None
+    return text.run_text_part(cfg, run)
