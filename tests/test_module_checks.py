@@ -41,6 +41,7 @@ from torchkata.losses import (
     TripletMarginLoss,
 )
 from torchkata.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, RMSNorm
+from torchkata.transfer import DigitsCNN, SentenceEncoder
 
 
 class ModuleCase(NamedTuple):
@@ -173,6 +174,40 @@ MODULE_CASES: list[ModuleCase] = [
         logits_and_classes(4, 3),
         (),
         ("'ce': 1.0", "'focal': 0.5"),
+    ),
+    ModuleCase(
+        "DigitsCNN",
+        lambda: DigitsCNN(num_classes=5, width=4),
+        randn(2, 1, 8, 8),
+        (2, 5),
+        ("num_classes=5", "width=4", "in_channels=1"),
+    ),
+    ModuleCase(
+        "SentenceEncoder",
+        lambda: SentenceEncoder(
+            vocab_size=7,
+            d_model=4,
+            nhead=2,
+            num_layers=1,
+            dim_feedforward=6,
+            max_positions=5,
+            dropout=0.0,
+        ),
+        # ids from 1: id 0 is padding, whose embedding never trains (gradcheck would fail)
+        lambda gen, dtype: (
+            torch.randint(1, 7, (3, 5), generator=gen),
+            torch.tensor([[1] * 5, [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]),
+        ),
+        (3, 4),
+        (
+            "vocab_size=7",
+            "d_model=4",
+            "nhead=2",
+            "num_layers=1",
+            "dim_feedforward=6",
+            "max_positions=5",
+            "dropout=0.0",
+        ),
     ),
 ]
 

@@ -17,15 +17,18 @@ from torchkata.transfer.core import (
     trainable_summary,
     unfreeze,
 )
+from torchkata.transfer.text import SentenceEncoder, load_minilm
 
 __all__ = [
     "BACKBONES",
     "BlockSummary",
     "DigitsCNN",
     "GradualUnfreezing",
+    "SentenceEncoder",
     "blocks",
     "freeze",
     "load_backbone",
+    "load_minilm",
     "param_groups",
     "replace_head",
     "save_backbone",
