@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from torchkata.cli import main
 
@@ -45,7 +46,7 @@ def test_unknown_recipe_exits_2_and_lists_the_known_ones(capsys):
     err = capsys.readouterr().err
     assert (
         "unknown recipe 'nosuch'" in err
-        and "known recipes: losses, online, distributed, transfer, norm, doctor" in err
+        and "known recipes: losses, online, distributed, transfer, norm, ssl, doctor" in err
     )
 
 
@@ -190,6 +191,25 @@ def test_transfer_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
         assert table[key]["mean"] == pytest.approx(value, abs=1.2), key
     assert (run_dir / "backbones" / "source-seed0.safetensors").is_file()
     assert (run_dir / "accuracy_vs_labels.png").is_file()
+
+
+def test_ssl_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
+    tiny = ["--set", "labels=10", "--set", "seeds=1", "--set", "simclr_epochs=2"]
+    tiny += ["--set", "supervised_steps=50", "--set", "ae_epochs=5"]
+    assert main(["run", "ssl", "--out", str(tmp_path), *tiny]) == 0
+    run_dir = Path(capsys.readouterr().out.strip())
+    summary = _final(run_dir)
+    # MNIST-1D test accuracy (%) with 10 labels per class and the autoencoders' numbers,
+    # pinned on the development machine (x86_64 CPU, torch 2.13.0, one thread).
+    pinned = {"simclr_probe/10": 33.7, "raw_logistic/10": 20.3, "supervised_cnn/10": 25.7}
+    for key, value in pinned.items():
+        assert summary["table"][key]["mean"] == pytest.approx(value, abs=1.0), key
+    assert summary["autoencoder"]["auroc"] == pytest.approx(0.891, abs=0.02)
+    # the SimCLR encoder is a backbone that torchkata.transfer loads
+    from torchkata.transfer import load_backbone
+
+    encoder = load_backbone(run_dir / "ssl_encoder.safetensors")
+    assert encoder(torch.zeros(2, 40)).shape == (2, 128)
 
 
 def test_doctor_demo_prints_the_gallery_and_exits_0_when_every_bug_is_caught(capsys):

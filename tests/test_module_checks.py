@@ -41,6 +41,16 @@ from torchkata.losses import (
     TripletMarginLoss,
 )
 from torchkata.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, RMSNorm
+from torchkata.ssl import (
+    MLP,
+    AutoEncoder,
+    Classifier,
+    Conv1dEncoder,
+    DenoisingAutoEncoder,
+    GRUClassifier,
+    SimCLR,
+    VICReg,
+)
 from torchkata.transfer import DigitsCNN, SentenceEncoder
 
 
@@ -208,6 +218,68 @@ MODULE_CASES: list[ModuleCase] = [
             "max_positions=5",
             "dropout=0.0",
         ),
+    ),
+]
+
+MODULE_CASES += [
+    ModuleCase(
+        "AutoEncoder",
+        lambda: AutoEncoder(6, hidden=(5, 4), bottleneck=2, activation=nn.Tanh),
+        randn(3, 6),
+        (3, 6),
+        ("in_features=6", "hidden=(5, 4)", "bottleneck=2"),
+    ),
+    ModuleCase(
+        # corruption off: in training mode it is random, so two calls would differ
+        "DenoisingAutoEncoder",
+        lambda: DenoisingAutoEncoder(
+            6, hidden=(5,), bottleneck=2, noise_std=0.0, mask_prob=0.0, mask_value=0.5
+        ),
+        randn(3, 6),
+        (3, 6),
+        ("noise_std=0.0", "mask_prob=0.0", "mask_value=0.5"),
+    ),
+    ModuleCase(
+        "Conv1dEncoder",
+        lambda: Conv1dEncoder(in_length=12, channels=3, out_dim=5),
+        randn(2, 12),
+        (2, 5),
+        ("in_length=12", "channels=3", "out_dim=5"),
+    ),
+    ModuleCase(
+        "Classifier",
+        lambda: Classifier(Conv1dEncoder(in_length=12, channels=3, out_dim=5), num_classes=4),
+        randn(2, 12),
+        (2, 4),
+        ("in_features=5", "num_classes=4"),
+    ),
+    ModuleCase(
+        "MLP",
+        lambda: MLP(in_features=7, hidden=6, num_classes=3),
+        randn(4, 7),
+        (4, 3),
+        ("in_features=7", "hidden=6", "num_classes=3"),
+    ),
+    ModuleCase(
+        "GRUClassifier",
+        lambda: GRUClassifier(in_length=9, hidden=4, num_classes=3),
+        randn(2, 9),
+        (2, 3),
+        ("in_length=9", "hidden=4", "num_classes=3"),
+    ),
+    ModuleCase(
+        "SimCLR",
+        lambda: SimCLR(nn.Linear(6, 4), feature_dim=4, projection_dim=3, temperature=0.5),
+        randn_args((5, 6), (5, 6)),
+        (),
+        ("feature_dim=4", "projection_dim=3"),
+    ),
+    ModuleCase(
+        "VICReg",
+        lambda: VICReg(nn.Linear(6, 4), feature_dim=4, projection_dim=3),
+        randn_args((5, 6), (5, 6)),
+        (),
+        ("feature_dim=4", "projection_dim=3"),
     ),
 ]
 

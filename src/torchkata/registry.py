@@ -80,7 +80,14 @@ TIPS: list[Tip] = [
         module="torchkata.norm.recipe",
         guide="docs/tip07-normalisation.md",
     ),
-    Tip(8, "ssl", "Self-supervised learning", "autoencoders and SimCLR with few labels"),
+    Tip(
+        8,
+        "ssl",
+        "Self-supervised learning",
+        "SimCLR on MNIST-1D vs raw and supervised with few labels; autoencoders",
+        module="torchkata.ssl.recipe",
+        guide="docs/tip08-self-supervised.md",
+    ),
     Tip(9, "transformer", "Transformers", "attention from scratch, masks, seq2seq, GPT"),
     Tip(
         10,

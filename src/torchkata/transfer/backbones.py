@@ -88,7 +88,13 @@ class DigitsCNN(nn.Module):
 
 # Architectures a torchkata backbone file may name. A file names one of these, never an
 # importable path: loading a backbone must not run code chosen by the file.
-BACKBONES: dict[str, type[nn.Module]] = {"digits_cnn": DigitsCNN}
+def _backbones() -> dict[str, type[nn.Module]]:
+    from torchkata.ssl.models import Conv1dEncoder  # tip 8's self-supervised encoder
+
+    return {"digits_cnn": DigitsCNN, "mnist1d_conv1d_encoder": Conv1dEncoder}
+
+
+BACKBONES: dict[str, type[nn.Module]] = _backbones()
 
 
 def save_backbone(model: nn.Module, path: str | Path, arch: str, **kwargs: Any) -> Path:
