@@ -44,13 +44,16 @@ NAMES = {
 class Config:
     labels: tuple[int, ...] = (1, 10, 100, 0)  # labelled signals per class; 0 = all
     seeds: int = 3  # label draws and supervised initialisations (one SimCLR pretraining)
-    simclr_epochs: int = 150  # passes over the 4,000 unlabelled signals
+    simclr_epochs: int = 300  # passes over the 4,000 unlabelled signals
     batch_size: int = 256  # SimCLR batch: 2 x 256 views, 510 negatives per anchor
     temperature: float = 0.2  # NT-Xent
     lr: float = 2e-3  # Adam, SimCLR
     channels: int = 32  # Conv1dEncoder width
     features: int = 128  # encoder output
-    supervised_steps: int = 3000  # Adam steps of the from-scratch CNN, batches of <= 100
+    # The from-scratch CNN with the MNIST-1D paper's training: Adam lr 1e-2, batches of 100,
+    # 6,000 steps (95.5% with all labels here; the paper reports 94%).
+    supervised_steps: int = 6000
+    supervised_lr: float = 1e-2
     ae_epochs: int = 200  # the autoencoders on the 8x8 digits
     anomaly_class: int = 0  # digit held out of the anomaly detector's training
 
@@ -88,7 +91,7 @@ def _per_class(y: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
 def _supervised(cfg: Config, x, y, x_test, y_test, seed: int) -> float:
     torch.manual_seed(seed)
     model = Classifier(Conv1dEncoder(40, cfg.channels, cfg.features), 10)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.supervised_lr)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(cfg.supervised_steps):
         idx = torch.randperm(len(x), generator=gen)[:100]
