@@ -201,7 +201,7 @@ def test_ssl_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
     summary = _final(run_dir)
     # MNIST-1D test accuracy (%) with 10 labels per class and the autoencoders' numbers,
     # pinned on the development machine (x86_64 CPU, torch 2.13.0, one thread).
-    pinned = {"simclr_probe/10": 33.7, "raw_logistic/10": 20.3, "supervised_cnn/10": 25.7}
+    pinned = {"simclr_probe/10": 33.7, "raw_logistic/10": 20.3, "supervised_cnn/10": 27.3}
     for key, value in pinned.items():
         assert summary["table"][key]["mean"] == pytest.approx(value, abs=1.0), key
     assert summary["autoencoder"]["auroc"] == pytest.approx(0.891, abs=0.02)
