@@ -39,6 +39,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_distributed.py
 	$(BIN)/python benchmarks/bench_online.py
+	$(BIN)/python benchmarks/bench_ssl.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -862,12 +862,11 @@ def nt_xent_loss(
         raise TypeError(f"z_b: expected the dtype of z_a ({z_a.dtype}), got {z_b.dtype}")
     N = z_a.shape[0]
     z = F.normalize(torch.cat([z_a, z_b]), dim=1)  # (2N, D) unit rows
-    sim = z @ z.T / temperature  # (2N, 2N) cosine similarities / tau
-    self_pair = torch.eye(2 * N, dtype=torch.bool, device=z.device)  # (2N, 2N)
-    sim = sim.masked_fill(self_pair, float("-inf"))  # an anchor is not its own candidate
-    rows = torch.arange(2 * N, device=z.device)  # (2N,)
-    positive = rows.roll(N)  # (2N,): i <-> i + N
-    loss = torch.logsumexp(sim, dim=1) - sim[rows, positive]  # (2N,)
+    sim = z @ z.T / temperature  # (2N, 2N) cosine similarities / tau, a fresh tensor
+    sim.fill_diagonal_(float("-inf"))  # an anchor is not its own candidate
+    positive = torch.arange(2 * N, device=z.device).roll(N)  # (2N,): i <-> i + N
+    # cross_entropy = logsumexp over the row - the positive's logit, fused (log_softmax)
+    loss = F.cross_entropy(sim, positive, reduction="none")  # (2N,)
     return _reduce(loss, reduction)
 
 
