@@ -11,12 +11,13 @@ __all__ = ["Split", "load_digits", "subsample_classes"]
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """A fixed train/test split of images and labels.
+    """A fixed train/test split of inputs and labels.
 
     Attributes:
-        x_train: (N_train, 1, 8, 8) float32 pixels in [0, 1].
+        x_train: (N_train, *) float32 inputs: (N, 1, 8, 8) pixels in [0, 1] for
+            :func:`load_digits`, (N, 40) signals for ``load_mnist1d``.
         y_train: (N_train,) int64 labels in 0..9.
-        x_test: (N_test, 1, 8, 8) float32 pixels in [0, 1].
+        x_test: (N_test, *) float32 inputs, as ``x_train``.
         y_test: (N_test,) int64 labels in 0..9.
     """
 
