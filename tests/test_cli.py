@@ -210,6 +210,20 @@ def test_ssl_smoke_run_matches_pinned_cpu_metrics(tmp_path, capsys):
 
     encoder = load_backbone(run_dir / "ssl_encoder.safetensors")
     assert encoder(torch.zeros(2, 40)).shape == (2, 128)
+    # ... and the `transfer` recipe's MNIST-1D part uses it as its backbone
+    tiny = ["--set", "seeds=1", "--set", "ks=1", "--set", "methods=scratch", "--set", "steps=4"]
+    tiny += ["--set", "pretrain_epochs=1", "--set", f"ssl_backbone={encoder_path(run_dir)}"]
+    assert main(["run", "transfer", "--out", str(tmp_path), *tiny]) == 0
+    ssl = _final(Path(capsys.readouterr().out.strip()))["ssl"]
+    assert set(ssl) == {"scratch", "frozen", "finetune"} and set(ssl["frozen"]) == {
+        "1",
+        "10",
+        "100",
+    }
+
+
+def encoder_path(run_dir: Path) -> Path:
+    return run_dir / "ssl_encoder.safetensors"
 
 
 def test_doctor_demo_prints_the_gallery_and_exits_0_when_every_bug_is_caught(capsys):
