@@ -257,3 +257,40 @@ def test_missing_extras_name_the_extra():
             load_backbone("torchvision:resnet18")
     else:  # pragma: no cover - torchvision importable next to this torch
         pytest.skip("torchvision is importable here; the missing-extra message is not reachable")
+
+
+def test_torchvision_source_uses_weights_and_the_local_hub_cache_only(tmp_path, monkeypatch):
+    # torchvision does not import beside this torch here: a stand-in with its API
+    # (get_model_weights(name).DEFAULT.url, get_model(name, weights=None)) checks our side.
+    import types
+
+    calls = []
+
+    class Weights:
+        url = "https://download.pytorch.org/models/tiny-abc123.pth"
+
+        def __repr__(self):
+            return "Tiny_Weights.IMAGENET1K_V1"
+
+    def get_model(name, weights):
+        calls.append((name, weights))
+        torch.manual_seed(0)
+        return nn.Linear(3, 2)
+
+    models = types.SimpleNamespace(
+        get_model_weights=lambda name: types.SimpleNamespace(DEFAULT=Weights()),
+        get_model=get_model,
+    )
+    monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(models=models))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    expected = tmp_path / "hub" / "checkpoints" / "tiny-abc123.pth"
+    with pytest.raises(FileNotFoundError, match=r"never downloads: put tiny-abc123\.pth") as info:
+        load_backbone("torchvision:tiny")
+    assert str(expected) in str(info.value)
+    expected.parent.mkdir(parents=True)
+    reference = nn.Linear(3, 2)
+    torch.save(reference.state_dict(), expected)
+    model = load_backbone("torchvision:tiny")
+    assert calls[-1] == ("tiny", None)  # built with weights=None, then loaded from the file
+    torch.testing.assert_close(model.weight, reference.weight)
+    assert not model.training
