@@ -147,7 +147,12 @@ class _OnlineLearner:
             return
         if isinstance(self.optimizer, str):
             cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.SGD
-            options = self.optimizer_options
+            options = dict(self.optimizer_options)
+            devices = {p.device.type for p in self.module.parameters()}
+            if not {"fused", "foreach"} & set(options) and devices <= {"cpu", "cuda"}:
+                # One kernel for the whole update: at batch size 1 the default (foreach)
+                # step's per-call overhead is as large as the forward and backward.
+                options["fused"] = True
 
             def factory(params: list[nn.Parameter]) -> torch.optim.Optimizer:
                 return cls(params, lr=self.lr, **options)
