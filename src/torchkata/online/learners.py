@@ -161,6 +161,13 @@ class _OnlineLearner:
         self.engine = AutogradEngine(self.module, factory)
 
     def _vector(self, x: Features) -> np.ndarray | None:
+        """The raw feature vector (float64), or ``None`` for a malformed or non-finite x."""
+        vector = self._parse(x)
+        if vector is None or not np.isfinite(vector).all():
+            return None
+        return vector
+
+    def _parse(self, x: Features) -> np.ndarray | None:
         """The raw feature vector (float64), or ``None`` when the sample is malformed."""
         if isinstance(x, Mapping):
             if self.features is None:
@@ -453,7 +460,7 @@ class OnlineClassifier(_OnlineLearner):
     def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
         """Probabilities of the labels seen so far (``{}`` before the first label)."""
         vector = self._vector(x)
-        if vector is None or not np.isfinite(vector).all() or not self.classes:
+        if vector is None or not self.classes:
             return {}
         outputs, _ = self._forward(vector)
         return dict(zip(self.classes, self._probabilities(outputs).tolist(), strict=True))
@@ -461,7 +468,7 @@ class OnlineClassifier(_OnlineLearner):
     def predict_one(self, x: Features) -> Hashable | None:
         """The most probable label, or ``None`` before the first label or for a bad ``x``."""
         vector = self._vector(x)
-        if vector is None or not np.isfinite(vector).all() or not self.classes:
+        if vector is None or not self.classes:
             return None
         outputs, _ = self._forward(vector)
         return self.classes[int(np.argmax(outputs[: len(self.classes)]))]
@@ -469,7 +476,7 @@ class OnlineClassifier(_OnlineLearner):
     def learn_one(self, x: Features, y: Hashable) -> None:
         """Update the model on one sample (one optimizer step); reject a malformed one."""
         vector = self._vector(x)
-        if vector is None or not np.isfinite(vector).all() or self._bad_label(y):
+        if vector is None or self._bad_label(y):
             self.rejected += 1
             return
         target = self._label_index(y)
@@ -489,7 +496,7 @@ class OnlineClassifier(_OnlineLearner):
         rows, targets = [], []
         for x_i, y_i in zip(list(X), list(y), strict=True):
             vector = self._vector(x_i)
-            if vector is None or not np.isfinite(vector).all() or self._bad_label(y_i):
+            if vector is None or self._bad_label(y_i):
                 self.rejected += 1
                 continue
             rows.append(vector)
@@ -555,25 +562,30 @@ class OnlineRegressor(_OnlineLearner):
     def _task_state(self) -> dict[str, Any]:
         return {"target_scaler": self.target_scaler.state_dict()}
 
+    @staticmethod
+    def _target(y: Any) -> float | None:
+        """``y`` as a finite float, or ``None`` when it is not one."""
+        try:
+            y = float(y)
+        except (TypeError, ValueError):
+            return None
+        return y if math.isfinite(y) else None
+
     def _load_task_state(self, state: Mapping[str, Any]) -> None:
         self.target_scaler.load_state_dict(state["target_scaler"])
 
     def predict_one(self, x: Features) -> float | None:
         """The prediction in the target's units; ``None`` for a malformed ``x``."""
         vector = self._vector(x)
-        if vector is None or not np.isfinite(vector).all():
+        if vector is None:
             return None
         outputs, _ = self._forward(vector)
         return float(self.target_scaler.inverse(outputs)[0])
 
     def learn_one(self, x: Features, y: float) -> None:
         """Update the model on one sample (one optimizer step); reject a malformed one."""
-        vector = self._vector(x)
-        try:
-            y = float(y)
-        except (TypeError, ValueError):
-            y = math.nan
-        if vector is None or not np.isfinite(vector).all() or not math.isfinite(y):
+        vector, y = self._vector(x), self._target(y)
+        if vector is None or y is None:
             self.rejected += 1
             return
         outputs, graph = self._forward(vector)
@@ -588,12 +600,8 @@ class OnlineRegressor(_OnlineLearner):
         """One optimizer step on the mean squared error of a mini-batch."""
         rows, targets = [], []
         for x_i, y_i in zip(list(X), list(y), strict=True):
-            vector = self._vector(x_i)
-            try:
-                t = float(y_i)
-            except (TypeError, ValueError):
-                t = math.nan
-            if vector is None or not np.isfinite(vector).all() or not math.isfinite(t):
+            vector, t = self._vector(x_i), self._target(y_i)
+            if vector is None or t is None:
                 self.rejected += 1
                 continue
             rows.append(vector)
