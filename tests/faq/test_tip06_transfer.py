@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchkata.data import load_digits
+from torchkata.data import k_per_class, load_digits
 from torchkata.transfer import (
     DigitsCNN,
     freeze,
@@ -80,15 +80,6 @@ def _accuracy(model: nn.Module, x, y) -> float:
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-def _k_per_class(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    """Indices of k random images of each class (all images when k is 0)."""
-    if k == 0:
-        return torch.arange(len(y))
-    gen = torch.Generator().manual_seed(seed)
-    picks = [(y == c).nonzero().flatten() for c in range(5)]
-    return torch.cat([p[torch.randperm(len(p), generator=gen)[:k]] for p in picks])
-
-
 def _pretrain(x, y, path: Path) -> Path:
     """Train DigitsCNN(5) for 5 epochs of Adam on (x, y) and save it as a backbone file."""
     torch.manual_seed(0)
@@ -138,7 +129,9 @@ def test_6_1_feature_extraction_trains_only_the_new_head(tasks, backbone):
     assert summary["total"] == (645, 14_208)  # the three convolutional blocks: all frozen
 
     before, head_before = _state(model), head.weight.detach().clone()
-    labelled = _k_per_class(tasks.y_target, 5, seed=0)  # 25 labelled images
+    labelled = k_per_class(
+        tasks.y_target, 5, torch.Generator().manual_seed(0)
+    )  # 25 labelled images
     _fit(model, tasks.x_target[labelled], tasks.y_target[labelled], steps=100, lr=1e-2, seed=0)
     after = _state(model)
     assert not torch.equal(head.weight, head_before)  # the head learned ...
@@ -276,7 +269,7 @@ def mean_accuracy(tasks, backbone, tmp_path_factory):
         if (method, k) not in cache:
             accuracies = []
             for seed in SEEDS:
-                labelled = _k_per_class(tasks.y_target, k, seed)
+                labelled = k_per_class(tasks.y_target, k, torch.Generator().manual_seed(seed))
                 model = _fit(
                     make(method, seed), tasks.x_target[labelled], tasks.y_target[labelled],
                     steps=100, lr=1e-2 if method.startswith("frozen") else 3e-3, seed=seed,

@@ -1,6 +1,6 @@
 """Data sets that need no network: generated here, or bundled with a dependency."""
 
-from torchkata.data.digits import Split, load_digits, subsample_classes
+from torchkata.data.digits import Split, k_per_class, load_digits, subsample_classes
 from torchkata.data.mnist1d import load_mnist1d
 from torchkata.data.streams import FEATURES, agrawal, agrawal_label, drift_points, drift_stream
 
@@ -11,6 +11,7 @@ __all__ = [
     "agrawal_label",
     "drift_points",
     "drift_stream",
+    "k_per_class",
     "load_digits",
     "load_mnist1d",
     "subsample_classes",

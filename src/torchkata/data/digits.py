@@ -96,3 +96,31 @@ def subsample_classes(
         dropped = members[torch.randperm(len(members), generator=generator)[n_keep:]]
         keep[dropped] = False
     return keep.nonzero().flatten()
+
+
+def k_per_class(y: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``k`` random samples of each class (few-label experiments).
+
+    Args:
+        y: (N,) integer labels.
+        k: samples per class (all of a class when it has fewer); ``0`` means every sample.
+        generator: the source of randomness.
+
+    Returns:
+        (M,) int64 indices into ``y``, class by class in increasing label order.
+
+    Examples:
+        >>> y = torch.tensor([0, 1, 0, 1, 0, 1])
+        >>> idx = k_per_class(y, 2, torch.Generator().manual_seed(0))
+        >>> y[idx].tolist()
+        [0, 0, 1, 1]
+    """
+    if k < 0:
+        raise ValueError(f"k: expected >= 0 (0 = all), got {k!r}")
+    if k == 0:
+        return torch.arange(len(y))
+    picks = []
+    for c in y.unique():
+        members = (y == c).nonzero().flatten()
+        picks.append(members[torch.randperm(len(members), generator=generator)[:k]])
+    return torch.cat(picks)

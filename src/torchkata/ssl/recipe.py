@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchkata.data import load_digits
+from torchkata.data import k_per_class, load_digits
 from torchkata.data.mnist1d import load_mnist1d
 from torchkata.report import subplots
 from torchkata.runs import Run
@@ -81,15 +81,6 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def _per_class(y: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    if k == 0:
-        return torch.arange(len(y))
-    return torch.cat(
-        [(y == c).nonzero().flatten()[torch.randperm(int((y == c).sum()), generator=gen)[:k]]
-         for c in y.unique()]
-    )  # fmt: skip
-
-
 def _supervised(cfg: Config, x, y, x_test, y_test, seed: int) -> float:
     torch.manual_seed(seed)
     model = Classifier(Conv1dEncoder(40, cfg.channels, cfg.features), 10)
@@ -138,7 +129,7 @@ def run(cfg: Config, run: Run) -> None:
     results: dict[str, dict[int, list[float]]] = {m: {k: [] for k in cfg.labels} for m in METHODS}
     jobs = [(k, s) for k in cfg.labels for s in range(cfg.seeds)]
     for k, s in run.progress(jobs, desc="labels x seed"):
-        idx = _per_class(data.y_train, k, torch.Generator().manual_seed(run.seed * 100 + s))
+        idx = k_per_class(data.y_train, k, torch.Generator().manual_seed(run.seed * 100 + s))
         few = (data.x_train[idx], data.y_train[idx])
         scores = {
             "simclr_probe": linear_probe(encoder, few, test),

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchkata.data import load_digits
+from torchkata.data import k_per_class, load_digits
 from torchkata.report import subplots
 from torchkata.runs import Run
 from torchkata.transfer import (
@@ -97,17 +97,6 @@ def _subset(x: torch.Tensor, y: torch.Tensor, classes: tuple[int, ...]):
     return x[keep], y[keep] - classes[0]
 
 
-def _k_per_class(y: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """Indices of ``k`` random images per class (all when k == 0)."""
-    if k == 0:
-        return torch.arange(len(y))
-    picks = []
-    for c in y.unique():
-        idx = (y == c).nonzero().flatten()
-        picks.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
-    return torch.cat(picks)
-
-
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
     with torch.no_grad():
@@ -171,7 +160,7 @@ def run(cfg: Config, run: Run) -> None:
             path, source_accuracy = _pretrain(cfg, data, job_seed, run)
             backbones[str(seed)] = {"path": path, "source_accuracy": source_accuracy}
         gen = torch.Generator().manual_seed(job_seed * 100 + k)  # the same labels per method
-        labelled = _k_per_class(y_pool, k, gen)
+        labelled = k_per_class(y_pool, k, gen)
         x, y = x_pool[labelled], y_pool[labelled]
         model, optimizer, schedule = _target_model(
             method, cfg, backbones[str(seed)]["path"], job_seed
@@ -311,7 +300,7 @@ def _text_part(cfg: Config, run: Run) -> dict | None:
     rows: dict[str, dict[str, float]] = {}
     for k in cfg.text_ks:
         gen = torch.Generator().manual_seed(run.seed * 100 + k)
-        idx = _k_per_class(y_train, k, gen)
+        idx = k_per_class(y_train, k, gen)
         row = {
             "bag_of_words": bag_of_words_baseline(
                 [train_x[i] for i in idx], [train_y[i] for i in idx], test_x, test_y
@@ -391,7 +380,7 @@ def _ssl_part(cfg: Config, run: Run) -> dict:
             scores = []
             for seed in range(cfg.seeds):
                 job_seed = run.seed * 1000 + seed
-                idx = _k_per_class(data.y_train, k, torch.Generator().manual_seed(job_seed))
+                idx = k_per_class(data.y_train, k, torch.Generator().manual_seed(job_seed))
                 x, y = data.x_train[idx], data.y_train[idx]
                 torch.manual_seed(job_seed)
                 if method == "scratch":
