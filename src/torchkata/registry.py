@@ -88,7 +88,14 @@ TIPS: list[Tip] = [
         module="torchkata.ssl.recipe",
         guide="docs/tip08-self-supervised.md",
     ),
-    Tip(9, "transformer", "Transformers", "attention from scratch, masks, seq2seq, GPT"),
+    Tip(
+        9,
+        "transformer",
+        "Transformers",
+        "seq2seq reverse/sort/add with padding masks, ours vs nn.Transformer; a char GPT",
+        module="torchkata.transformer.recipe",
+        guide="docs/tip09-transformers.md",
+    ),
     Tip(
         10,
         "doctor",

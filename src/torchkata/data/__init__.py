@@ -2,17 +2,39 @@
 
 from torchkata.data.digits import Split, k_per_class, load_digits, subsample_classes
 from torchkata.data.mnist1d import load_mnist1d
+from torchkata.data.sequences import (
+    BOS,
+    EOS,
+    PAD,
+    TASKS,
+    VOCAB,
+    Seq2SeqData,
+    answer,
+    decode,
+    encode,
+    make_task,
+)
 from torchkata.data.streams import FEATURES, agrawal, agrawal_label, drift_points, drift_stream
 
 __all__ = [
+    "BOS",
+    "EOS",
     "FEATURES",
+    "PAD",
+    "TASKS",
+    "VOCAB",
+    "Seq2SeqData",
     "Split",
     "agrawal",
     "agrawal_label",
+    "answer",
+    "decode",
     "drift_points",
     "drift_stream",
+    "encode",
     "k_per_class",
     "load_digits",
     "load_mnist1d",
+    "make_task",
     "subsample_classes",
 ]
