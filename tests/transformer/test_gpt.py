@@ -63,7 +63,7 @@ def test_generation_with_the_kv_cache_equals_generation_without_it(prompt_len, g
             greedy=greedy,
             use_cache=cache,
             generator=torch.Generator().manual_seed(4),
-        )  # fmt: skip
+        )
         for cache in (True, False)
     ]
     assert runs[0].shape == (3, prompt_len + 20)
