@@ -40,6 +40,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_distributed.py
 	$(BIN)/python benchmarks/bench_online.py
 	$(BIN)/python benchmarks/bench_ssl.py
+	$(BIN)/python benchmarks/bench_transformer.py --compile
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -89,20 +89,44 @@ def test_sampling_is_reproducible_and_top_k_restricts_the_choice():
     assert len(set(a[:, 1].tolist())) == 2  # 50 draws take both
 
 
-def test_attention_maps_are_causal_distributions_and_match_the_fused_path():
+def test_attention_maps_are_causal_distributions():
     model = tiny_gpt()
     idx = torch.randint(0, 13, (2, 9), generator=torch.Generator().manual_seed(6))
     maps = model.attention_maps(idx)
     assert maps.shape == (2, 2, 2, 9, 9)  # (n_layer, N, n_head, T, T)
     torch.testing.assert_close(maps.sum(-1), torch.ones(2, 2, 2, 9, dtype=maps.dtype))
     assert (maps.triu(1) == 0).all()
-    # the explicit path that returns weights computes the same block outputs as SDPA
-    x = model.wpe(model.wte(idx))
-    for block in model.blocks:
-        explicit = block(x, need_weights=True)[0]
-        fused = block(x)[0]
-        torch.testing.assert_close(explicit, fused, rtol=0, atol=1e-12)
-        x = fused
+
+
+@pytest.mark.parametrize("chunks", [(9,), (4, 1, 4)])
+def test_written_out_attention_equals_torchs_fused_kernel_with_and_without_a_cache(chunks):
+    model = tiny_gpt()
+    idx = torch.randint(0, 13, (2, 9), generator=torch.Generator().manual_seed(6))
+    results = []
+    for fused in (False, True):
+        for block in model.blocks:
+            block.attn.fused = fused
+        cache, pieces, start = [], [], 0
+        for size in chunks:
+            logits, cache = model(idx[:, start : start + size], past=cache)
+            pieces.append(logits)
+            start += size
+        results.append(torch.cat(pieces, dim=1))
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-12)
+
+
+def test_training_under_bfloat16_autocast_follows_float32():
+    """The benchmark's fast setting: bf16 matmuls (AMX/AVX512-BF16 on CPUs that have them)."""
+    torch.manual_seed(0)
+    model = GPT(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    idx = torch.randint(0, 20, (4, 16), generator=torch.Generator().manual_seed(7))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(idx, idx)
+    assert logits.dtype == torch.bfloat16
+    reference = model(idx, idx)[1]
+    assert loss.item() == pytest.approx(reference.item(), rel=0.02)
+    loss.backward()
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters())
 
 
 def test_initial_loss_is_near_log_vocab_and_a_tiny_gpt_learns_a_sequence_by_heart():

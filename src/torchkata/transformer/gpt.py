@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchkata.transformer.attention import scaled_dot_product_attention
 from torchkata.transformer.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 
 __all__ = ["GPT", "KVCache"]
@@ -26,15 +25,27 @@ KVCache = list[tuple[Tensor, Tensor]]
 
 
 class CausalSelfAttention(nn.Module):
-    """Masked multi-head self-attention with one fused q/k/v projection and a KV cache."""
+    """Masked multi-head self-attention with one fused q/k/v projection and a KV cache.
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool) -> None:
+    ``fused``: compute with ``F.scaled_dot_product_attention`` (True), with the scores
+    written out as ``baddbmm`` + softmax + ``bmm`` (False), or pick (None: fused on CUDA,
+    where flash kernels win; written out on CPU, where SDPA's bfloat16 backward took half
+    of a training step in benchmarks/bench_transformer.py). Both give the same results.
+    """
+
+    def __init__(
+        self, n_embd: int, n_head: int, block_size: int, dropout: float, bias: bool
+    ) -> None:
         super().__init__()
         self.n_head = n_head
         self.dropout = dropout
+        self.fused: bool | None = None
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
+        # additive causal mask over absolute positions: row i has -inf at columns j > i
+        causal = torch.full((block_size, block_size), -math.inf).triu(1)
+        self.register_buffer("causal", causal, persistent=False)
 
     def forward(
         self,
@@ -43,41 +54,51 @@ class CausalSelfAttention(nn.Module):
         need_weights: bool = False,
     ) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor | None]:
         N, T, E = x.shape
-        nh = self.n_head
+        nh, hs = self.n_head, E // self.n_head
         q, k, v = self.qkv(x).split(E, dim=2)
-        q = q.view(N, T, nh, E // nh).transpose(1, 2)  # (N, nh, T, hs)
-        k = k.view(N, T, nh, E // nh).transpose(1, 2)
-        v = v.view(N, T, nh, E // nh).transpose(1, 2)
+        q = q.view(N, T, nh, hs).transpose(1, 2)  # (N, nh, T, hs)
+        k = k.view(N, T, nh, hs).transpose(1, 2)
+        v = v.view(N, T, nh, hs).transpose(1, 2)
         if past is not None:
-            k = torch.cat([past[0], k], dim=2)  # (N, nh, P + T, hs)
+            k = torch.cat([past[0], k], dim=2)  # (N, nh, S, hs), S = cached P + T
             v = torch.cat([past[1], v], dim=2)
-        P = k.size(2) - T  # positions already in the cache
-        # new position i (absolute P + i) may attend to j <= P + i (SDPA: True = may attend)
-        mask = None
-        if P and T > 1:
-            mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(P)
-        causal = P == 0 and T > 1
+        S = k.size(2)
+        P = S - T
         dropout_p = self.dropout if self.training else 0.0
+        fused = x.is_cuda if self.fused is None else self.fused
         weights = None
-        if need_weights:
-            y, weights = scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p, return_weights=True
-            )
-        else:
+        if fused and not need_weights:
+            # SDPA's boolean mask is True = may attend: new position P + i sees j <= P + i
+            mask = None if P == 0 else self.causal[P:S, :S] == 0
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p
+                q, k, v, attn_mask=mask, is_causal=P == 0 and T > 1, dropout_p=dropout_p
             )  # (N, nh, T, hs)
+        else:
+            mask = self.causal[P:S, :S].to(q.dtype).expand(N * nh, T, S)  # absolute positions
+            scores = torch.baddbmm(
+                mask,
+                q.reshape(N * nh, T, hs),
+                k.reshape(N * nh, S, hs).transpose(1, 2),
+                alpha=1.0 / math.sqrt(hs),
+            )  # (N*nh, T, S)
+            weights = scores.softmax(dim=-1)
+            if dropout_p > 0.0:
+                weights = F.dropout(weights, p=dropout_p)
+            y = torch.bmm(weights.to(v.dtype), v.reshape(N * nh, S, hs)).view(N, nh, T, hs)
+            weights = weights.view(N, nh, T, S)
         y = y.transpose(1, 2).reshape(N, T, E)  # (N, T, E)
-        return self.resid_dropout(self.proj(y)), (k, v), weights
+        return self.resid_dropout(self.proj(y)), (k, v), weights if need_weights else None
 
 
 class Block(nn.Module):
     """x + attn(ln(x)), then x + mlp(ln(x)): the pre-norm residual block of GPT-2."""
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool) -> None:
+    def __init__(
+        self, n_embd: int, n_head: int, block_size: int, dropout: float, bias: bool
+    ) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, block_size, dropout, bias)
         self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
         self.mlp = nn.Sequential(
             nn.Linear(n_embd, 4 * n_embd, bias=bias),
@@ -168,7 +189,9 @@ class GPT(nn.Module):
         else:
             self.wpe = SinusoidalPositionalEncoding(n_embd, block_size)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout, bias) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(
+            Block(n_embd, n_head, block_size, dropout, bias) for _ in range(n_layer)
+        )
         self.ln_f = nn.LayerNorm(n_embd, bias=bias)
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         if tie_weights:

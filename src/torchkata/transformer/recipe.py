@@ -14,9 +14,12 @@ Part 2, a character-level :class:`GPT` on Python's bundled documentation
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,29 +40,30 @@ CORE_NAMES = {"torchkata": "torchkata Transformer", "torch": "nn.Transformer"}
 class Config:
     tasks: tuple[str, ...] = TASKS  # reverse | sort | add
     cores: tuple[str, ...] = CORES  # Transformer implementations compared
-    min_len: int = 1  # training lengths: digits per sequence (per operand for add)
-    max_len: int = 10
-    longer: int = 4  # also test max_len+1 .. max_len+longer (length generalisation)
+    max_len: int = 10  # reverse, sort: training sequences of 1..max_len digits
+    add_digits: int = 3  # add: operands of 1..add_digits digits each
+    longer: int = 2  # also test lengths max+1 .. max+longer, never trained on
     train_size: int = 50_000  # generated training examples per task
     test_size: int = 2_000  # held-out examples per length band
-    steps: int = 4000  # optimizer steps per (task, core)
+    steps: int = 5000  # optimizer steps per (task, core)
     batch_size: int = 128
     lr: float = 1e-3  # AdamW peak, after `warmup` steps, then cosine to lr/10
     warmup: int = 200
-    d_model: int = 128
+    d_model: int = 64
     nhead: int = 4
     layers: int = 3  # encoder layers and decoder layers
-    dim_feedforward: int = 512
+    dim_feedforward: int = 256
     dropout: float = 0.1
     # Part 2: character GPT (nanoGPT's Shakespeare-char recipe, scaled to a CPU)
-    lm_steps: int = 5000  # 0 skips part 2
-    lm_batch_size: int = 32
+    lm_steps: int = 4000  # 0 skips part 2
+    lm_batch_size: int = 16
     block_size: int = 128  # characters of context
     n_layer: int = 4
     n_head: int = 4
-    n_embd: int = 192
+    n_embd: int = 128
     lm_dropout: float = 0.1
     lm_lr: float = 2e-3  # AdamW peak; warmup 100 steps, cosine to lr/10
+    bf16: bool = True  # bfloat16 autocast for GPT training, on CUDA or CPUs with AVX512-BF16
     eval_interval: int = 250  # steps between validation estimates
     eval_batches: int = 20  # batches per loss estimate
     sample_chars: int = 400
@@ -69,14 +73,10 @@ class Config:
             chosen = getattr(self, name)
             if any(c not in allowed for c in chosen) or (name == "cores" and not chosen):
                 raise ValueError(f"{name}: expected a subset of {allowed}, got {chosen!r}")
-        if not 1 <= self.min_len <= self.max_len:
-            raise ValueError(
-                f"min_len, max_len: expected 1 <= min_len <= max_len, got "
-                f"{self.min_len}, {self.max_len}"
-            )
-        for name in ("train_size", "test_size", "steps", "batch_size", "d_model", "nhead",
-                     "layers", "dim_feedforward", "eval_interval", "eval_batches", "block_size",
-                     "n_layer", "n_head", "n_embd", "lm_batch_size"):  # fmt: skip
+        for name in ("max_len", "add_digits", "train_size", "test_size", "steps", "batch_size",
+                     "d_model", "nhead", "layers", "dim_feedforward", "eval_interval",
+                     "eval_batches", "block_size", "n_layer", "n_head", "n_embd",
+                     "lm_batch_size"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
         if self.longer < 0 or self.lm_steps < 0 or self.warmup < 0:
@@ -88,7 +88,6 @@ PRESETS: dict[str, dict] = {
         "tasks": ("reverse",),
         "cores": ("torchkata",),
         "max_len": 6,
-        "longer": 2,
         "train_size": 10_000,
         "test_size": 500,
         "steps": 400,
@@ -133,16 +132,20 @@ def run(cfg: Config, run: Run) -> None:
 
 
 def _task_data(cfg: Config, task: str, seed: int) -> dict[str, Seq2SeqData]:
-    lo, hi = cfg.min_len, cfg.max_len
+    hi = _max_len(cfg, task)
     data = {
-        "train": make_task(task, cfg.train_size, lo, hi, split="train", seed=seed),
-        "test": make_task(task, cfg.test_size, lo, hi, split="test", seed=seed + 1),
+        "train": make_task(task, cfg.train_size, 1, hi, split="train", seed=seed),
+        "test": make_task(task, cfg.test_size, 1, hi, split="test", seed=seed + 1),
     }
     if cfg.longer:
         data["longer"] = make_task(
             task, cfg.test_size, hi + 1, hi + cfg.longer, split="test", seed=seed + 2
         )
     return data
+
+
+def _max_len(cfg: Config, task: str) -> int:
+    return cfg.add_digits if task == "add" else cfg.max_len
 
 
 def exact_match(model: Seq2SeqTransformer, data: Seq2SeqData, batch_size: int = 500) -> float:
@@ -160,9 +163,10 @@ def exact_match(model: Seq2SeqTransformer, data: Seq2SeqData, batch_size: int = 
 
 def _seq2seq(cfg: Config, run: Run, task: str, core: str, data) -> tuple[dict, list[float]]:
     torch.manual_seed(run.seed)
+    longest = 2 * (max(cfg.max_len, cfg.add_digits) + cfg.longer) + 4  # "a+b" with BOS/EOS
     model = Seq2SeqTransformer(
         len(VOCAB), cfg.d_model, cfg.nhead, cfg.layers, cfg.layers, cfg.dim_feedforward,
-        cfg.dropout, pad_id=PAD, max_len=2 * (cfg.max_len + cfg.longer) + 4, core=core,
+        cfg.dropout, pad_id=PAD, max_len=longest, core=core,
     ).to(run.device)  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     train = data["train"]
@@ -200,23 +204,25 @@ def _seq2seq(cfg: Config, run: Run, task: str, core: str, data) -> tuple[dict, l
 
 
 def _report_seq2seq(cfg: Config, run: Run, results: dict, curves: dict) -> None:
-    lo, hi = cfg.min_len, cfg.max_len
-    long_hdr = f" | lengths {hi + 1}-{hi + cfg.longer} (never trained)" if cfg.longer else ""
     lines = [
         f"Exact-sequence accuracy (%) of greedy decoding on {cfg.test_size:,} held-out sources "
-        f"per column (sources that no training set can contain). Trained on lengths "
-        f"{lo}-{hi} (digits per operand for `add`), {cfg.steps:,} steps of "
-        f"{cfg.batch_size}; d_model {cfg.d_model}, {cfg.layers}+{cfg.layers} layers, "
-        f"{cfg.nhead} heads, pre-norm, sinusoidal positions.",
+        f"per column (sources that no training set can contain). Trained on 1-{cfg.max_len} "
+        f"digits (reverse, sort) or two numbers of 1-{cfg.add_digits} digits (add), "
+        f"{cfg.steps:,} steps of {cfg.batch_size}; d_model {cfg.d_model}, "
+        f"{cfg.layers}+{cfg.layers} layers, {cfg.nhead} heads, pre-norm, sinusoidal positions."
+        + (f" *Longer*: {cfg.longer} more digits than trained on (per operand for add)."
+           if cfg.longer else ""),
         "",
-        f"| task | Transformer | lengths {lo}-{hi}{long_hdr} | train time (s) |",
+        "| task | Transformer | training lengths | " + ("longer | " if cfg.longer else "")
+        + "train time (s) |",
         "|---|---|---|" + ("---|" if cfg.longer else "") + "---|",
-    ]
+    ]  # fmt: skip
     for key, r in results.items():
         task, core = key.split("/")
-        longer = f" | {100 * r['longer']:.1f}" if cfg.longer else ""
+        hi = _max_len(cfg, task)
+        longer = f" | {100 * r['longer']:.1f} ({hi + 1}-{hi + cfg.longer})" if cfg.longer else ""
         lines.append(
-            f"| {task} | {CORE_NAMES[core]} | {100 * r['test']:.1f}{longer} "
+            f"| {task} | {CORE_NAMES[core]} | {100 * r['test']:.1f} (1-{hi}){longer} "
             f"| {r['train_seconds']:.0f} |"
         )
     run.note("\n".join(lines))
@@ -277,7 +283,9 @@ def _char_gpt(cfg: Config, run: Run) -> dict:
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lm_lr,
         betas=(0.9, 0.99),
+        fused=True,
     )
+    autocast = _bf16_autocast(run.device, cfg.bf16)
     curve = []
     start = time.perf_counter()
     for step in run.progress(range(cfg.lm_steps + 1), desc="char GPT"):
@@ -289,10 +297,13 @@ def _char_gpt(cfg: Config, run: Run) -> dict:
             run.log({"part": "lm", "step": step, **losses})
         if step == cfg.lm_steps:
             break
-        _, loss = model(*get_batch("train"))
+        x, y = get_batch("train")
+        with autocast():
+            logits, _ = model(x)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         optimizer.step()
     seconds = time.perf_counter() - start
     tokens_per_s = cfg.lm_steps * cfg.lm_batch_size * cfg.block_size / seconds
@@ -313,6 +324,15 @@ def _char_gpt(cfg: Config, run: Run) -> dict:
         "tokens_per_s": tokens_per_s,
         "sample": sample_text,
     }
+
+
+def _bf16_autocast(device: torch.device, enabled: bool) -> Callable[[], Any]:
+    """bfloat16 autocast where it pays (CUDA; CPUs with AVX512-BF16/AMX matmuls, 1.5x on
+    the GPT in benchmarks/bench_transformer.py), else float32."""
+    cpu_bf16 = device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", bool)()
+    if enabled and (device.type == "cuda" or cpu_bf16):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def _report_lm(cfg, run, model, tokenizer, curve, sample_text, seconds, tokens_per_s) -> None:

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from torchkata.transformer.attention import causal_mask
+from torchkata.transformer.attention import MultiheadAttention, causal_mask
 from torchkata.transformer.layers import Transformer
 from torchkata.transformer.positional import SinusoidalPositionalEncoding
 
@@ -84,6 +84,10 @@ class Seq2SeqTransformer(nn.Module):
             batch_first=True,
             norm_first=norm_first,
         )
+        if core == "torchkata":
+            for module in self.transformer.modules():
+                if isinstance(module, MultiheadAttention):
+                    module.fast = True  # the fused kernel: the layers never ask for weights
         self.output = nn.Linear(d_model, vocab_size)
         # N(0, 1/d) so that the paper's √d scaling gives unit-variance embeddings, on the
         # scale of the sinusoids (with nn.Embedding's N(0, 1) they would drown the positions)
