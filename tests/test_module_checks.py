@@ -32,6 +32,14 @@ import torch
 from torch import Tensor, nn
 
 import torchkata
+from torchkata.gan.models import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MinibatchStdDev,
+    MLPDiscriminator,
+    MLPGenerator,
+    SelfAttention2d,
+)
 from torchkata.losses import (
     CompositeLoss,
     DiceLoss,
@@ -394,6 +402,71 @@ MODULE_CASES += [
         ids_and((2, 5), (2, 3), vocab=6),
         (2, 3, 6),
         ("vocab_size=6", "pad_id=0", "core='torchkata'"),
+    ),
+]
+
+# tip 5: GANs. Spectral norm is off here: in training mode each call takes a power-iteration
+# step on the weights' singular vectors, so gradcheck's repeated calls would see different
+# functions; tests/gan/test_models.py checks the spectral-norm discriminators' state_dict
+# round trip and their eval-mode gradcheck. EMA is not an nn.Module.
+MODULE_CASES += [
+    ModuleCase(
+        "MLPGenerator",
+        lambda: MLPGenerator(latent_dim=3, hidden=4, out_dim=2, num_layers=2),
+        randn(5, 3),
+        (5, 2),
+        ("latent_dim=3", "hidden=4", "out_dim=2", "num_layers=2"),
+    ),
+    ModuleCase(
+        "MLPDiscriminator",
+        lambda: MLPDiscriminator(in_dim=2, hidden=4, num_layers=2, pack=2, activation="relu"),
+        randn(6, 2),
+        (3,),
+        (
+            "in_dim=2",
+            "hidden=4",
+            "num_layers=2",
+            "pack=2",
+            "spectral_norm=False",
+            "activation='relu'",
+        ),
+    ),
+    ModuleCase(
+        "DCGANGenerator",
+        lambda: DCGANGenerator(latent_dim=3, image_size=8, channels=1, width=2),
+        randn(2, 3),
+        (2, 1, 8, 8),
+        ("latent_dim=3", "image_size=8", "channels=1", "width=2"),
+    ),
+    ModuleCase(
+        "DCGANDiscriminator",
+        lambda: DCGANDiscriminator(
+            image_size=16, channels=1, width=2, self_attention=True, minibatch_std=True
+        ),
+        randn(2, 1, 16, 16),
+        (2,),
+        (
+            "image_size=16",
+            "channels=1",
+            "width=2",
+            "spectral_norm=False",
+            "self_attention=True",
+            "minibatch_std=True",
+        ),
+    ),
+    ModuleCase(
+        "SelfAttention2d",
+        lambda: SelfAttention2d(4, reduction=2),
+        randn(2, 4, 3, 2),
+        (2, 4, 3, 2),
+        ("channels=4", "reduction=2"),
+    ),
+    ModuleCase(
+        "MinibatchStdDev",
+        lambda: MinibatchStdDev(group_size=2),
+        randn(4, 3, 2, 2),
+        (4, 4, 2, 2),
+        ("group_size=2",),
     ),
 ]
 

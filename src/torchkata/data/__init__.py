@@ -1,6 +1,14 @@
 """Data sets that need no network: generated here, or bundled with a dependency."""
 
 from torchkata.data.digits import Split, k_per_class, load_digits, subsample_classes
+from torchkata.data.mixtures import (
+    Mixture,
+    grid25,
+    grid_centers,
+    ring8,
+    ring_centers,
+    sample_mixture,
+)
 from torchkata.data.mnist1d import load_mnist1d
 from torchkata.data.sequences import (
     BOS,
@@ -23,6 +31,7 @@ __all__ = [
     "PAD",
     "TASKS",
     "VOCAB",
+    "Mixture",
     "Seq2SeqData",
     "Split",
     "agrawal",
@@ -32,9 +41,14 @@ __all__ = [
     "drift_points",
     "drift_stream",
     "encode",
+    "grid25",
+    "grid_centers",
     "k_per_class",
     "load_digits",
     "load_mnist1d",
     "make_task",
+    "ring8",
+    "ring_centers",
+    "sample_mixture",
     "subsample_classes",
 ]
