@@ -63,7 +63,14 @@ TIPS: list[Tip] = [
         guide="docs/tip03-multi-device.md",
     ),
     Tip(4, "relational", "Relational Networks", "Relation Network vs CNN+MLP on Sort-of-CLEVR"),
-    Tip(5, "gan", "GANs", "GAN losses, stabilisers and mode-coverage metrics"),
+    Tip(
+        5,
+        "gan",
+        "GANs",
+        "2-D mixtures (grid 25, ring 8): NS-GAN, WGAN-GP, hinge+SN, PacGAN; DCGAN on digits",
+        module="torchkata.gan.recipe",
+        guide="docs/tip05-gans.md",
+    ),
     Tip(
         6,
         "transfer",
