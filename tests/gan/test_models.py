@@ -453,3 +453,17 @@ def test_constructor_errors(build, match: str) -> None:
 def test_forward_errors(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_ema_warmup_starts_with_small_decays_and_reaches_the_set_one():
+    model = MLPGenerator(hidden=4)
+    ema = EMA(model, decay=0.9, warmup=True)
+    start = ema.module.net[0].bias.clone()
+    with torch.no_grad():
+        model.net[0].bias.add_(1.0)
+    ema.update(model)  # n = 1: d = 2/11
+    expected = 2 / 11 * start + (1 - 2 / 11) * model.net[0].bias
+    torch.testing.assert_close(ema.module.net[0].bias, expected)
+    for _ in range(200):
+        ema.update(model)
+    assert ema.updates == 201 and min(0.9, 202 / 211) == 0.9

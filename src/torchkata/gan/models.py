@@ -641,6 +641,9 @@ class EMA:
         model: the model to average; a deep copy of it starts the average.
         decay: d, in [0, 1]: 0 copies the model at each update, 1 freezes the copy.
             Default: ``0.999``.
+        warmup: use :math:`\min(d, (1 + n) / (10 + n))` at the n-th update (as
+            TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``), so that a
+            short run is not dominated by the initial weights. Default: ``False``.
 
     Attributes:
         module: the averaged copy.
@@ -661,12 +664,14 @@ class EMA:
         torch.Size([4, 2])
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model: expected an nn.Module, got {type(model).__name__}")
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay <= 1:
             raise ValueError(f"decay: expected a float in [0, 1], got {decay!r}")
         self.decay = float(decay)
+        self.warmup = warmup
+        self.updates = 0
         self.module = copy.deepcopy(model).eval()
         self.module.requires_grad_(False)
 
@@ -680,7 +685,9 @@ class EMA:
                 "model: expected the parameters of the averaged model, "
                 f"{sorted(ours)}, got {sorted(theirs)}"
             )
-        d = self.decay
+        self.updates += 1
+        n = self.updates
+        d = min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
         for name, p in theirs.items():
             ema = ours[name]
             ema.mul_(d).add_((1 - d) * p)  # d·ema + (1-d)·p, in that order

@@ -129,7 +129,7 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
     torch.manual_seed(seed)
     G = MLPGenerator(cfg.latent_dim, cfg.hidden, 2, num_layers=3)
     D = MLPDiscriminator(2, cfg.hidden, 3, pack=v["pack"], spectral_norm=v["spectral_norm"])
-    ema = EMA(G, cfg.ema_decay)
+    ema = EMA(G, cfg.ema_decay, warmup=True)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     gen = torch.Generator().manual_seed(seed)
@@ -172,7 +172,9 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
 
 
 def _summarise(scores) -> dict:
-    def stat(values):
+    def stat(values):  # KL is inf for a run with no high-quality sample
+        if not all(math.isfinite(v) for v in values):
+            return {"mean": math.inf, "std": math.nan}
         return {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
 
     return {
