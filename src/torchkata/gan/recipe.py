@@ -1,8 +1,9 @@
 """Recipe ``gan`` (tip 5): GANs on 2-D mixtures with known modes, then DCGAN on digits.
 
 Part 1 trains MLP GANs on the benchmarks of VEEGAN and PacGAN — a grid of 25 Gaussians
-(std 0.05) and a ring of 8 (std 0.01) — with four variants: the non-saturating GAN,
-WGAN-GP, hinge loss with a spectrally normalised discriminator, and PacGAN packing. Each
+(std 0.05) and a ring of 8 (std 0.01) — with five variants: the non-saturating GAN,
+WGAN-GP, hinge loss with a spectrally normalised discriminator, PacGAN packing, and the
+non-saturating GAN with the R1 penalty. Each
 is scored as in those papers on 2,500 samples (modes covered, fraction of high-quality
 samples within 3 std of a mode, KL of the mode histogram to uniform), mean ± std over
 seeds, beside the published rows.
@@ -26,7 +27,12 @@ from torch import nn
 
 from torchkata.data import load_digits
 from torchkata.data.mixtures import grid25, ring8, sample_mixture
-from torchkata.gan.losses import discriminator_loss, generator_loss, gradient_penalty
+from torchkata.gan.losses import (
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    r1_penalty,
+)
 from torchkata.gan.metrics import frechet_distance, mode_coverage, precision_recall
 from torchkata.gan.models import (
     EMA,
@@ -39,12 +45,14 @@ from torchkata.report import subplots
 from torchkata.runs import Run
 
 MIXTURES = {"grid": grid25, "ring": ring8}
-# loss kind, discriminator options, gradient-penalty weight, critic steps per G step
+# loss kind, discriminator options, gradient-penalty and R1 weights, critic steps per G step
+_NS = {"kind": "ns", "pack": 1, "spectral_norm": False, "gp": 0.0, "r1": 0.0, "n_critic": 1}
 VARIANTS: dict[str, dict] = {
-    "ns": {"kind": "ns", "pack": 1, "spectral_norm": False, "gp": 0.0, "n_critic": 1},
-    "wgan-gp": {"kind": "wgan", "pack": 1, "spectral_norm": False, "gp": 0.1, "n_critic": 5},
-    "hinge-sn": {"kind": "hinge", "pack": 1, "spectral_norm": True, "gp": 0.0, "n_critic": 1},
-    "packed": {"kind": "ns", "pack": 4, "spectral_norm": False, "gp": 0.0, "n_critic": 1},
+    "ns": _NS,
+    "wgan-gp": _NS | {"kind": "wgan", "gp": 0.1, "n_critic": 5},
+    "hinge-sn": _NS | {"kind": "hinge", "spectral_norm": True},
+    "packed": _NS | {"pack": 4},  # PacGAN4
+    "r1": _NS | {"r1": 1.0},  # Mescheder et al. 2018: gamma/2 * |grad D(real)|^2
 }
 # Published (modes covered, % high quality): VEEGAN (Srivastava et al. 2017) Table 1 and
 # PacGAN (Lin et al. 2018) Table 2, 2,500 samples, mean over runs.
@@ -57,7 +65,7 @@ PUBLISHED = {
 @dataclasses.dataclass
 class Config:
     mixtures: tuple[str, ...] = ("grid", "ring")  # 2-D benchmarks
-    variants: tuple[str, ...] = tuple(VARIANTS)  # ns | wgan-gp | hinge-sn | packed
+    variants: tuple[str, ...] = tuple(VARIANTS)  # ns | wgan-gp | hinge-sn | packed | r1
     seeds: int = 5  # runs per (mixture, variant); the table shows mean ± std
     steps: int = 20_000  # discriminator steps per 2-D run
     batch_size: int = 256
@@ -82,6 +90,10 @@ class Config:
                      "digits_batch", "digits_latent", "digits_width"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
+        if self.digits_steps < 0:
+            raise ValueError(
+                f"digits_steps: expected >= 0 (0 skips part 2), got {self.digits_steps}"
+            )
         if self.batch_size % 4:
             raise ValueError(
                 f"batch_size: expected a multiple of 4 (packing), got {self.batch_size}"
@@ -144,6 +156,8 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
             loss_d = loss_d + v["gp"] * gradient_penalty(
                 D, real, fake, generator=gen, pack=v["pack"]
             )
+        if v["r1"]:
+            loss_d = loss_d + v["r1"] / 2 * r1_penalty(D, real, pack=v["pack"])
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
