@@ -105,10 +105,10 @@ class Config:
 PRESETS: dict[str, dict] = {
     "quick": {
         "mixtures": ("grid",),
-        "variants": ("ns", "packed"),
+        "variants": ("ns", "r1"),
         "seeds": 1,
-        "steps": 1500,
-        "digits_steps": 300,
+        "steps": 1000,
+        "digits_steps": 250,
     },
     "full": {},
 }
