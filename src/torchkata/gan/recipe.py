@@ -18,6 +18,7 @@ discriminator (claim 5.4) beside the same run with the discriminator kept in che
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import statistics
 
@@ -220,12 +221,15 @@ def _report_2d(cfg: Config, run: Run, table: dict, samples: dict) -> None:
         for name, (modes, hq) in PUBLISHED[mixture].items():
             lines.append(f"| {mixture} | {name} (published) | {modes} | {hq} | |")
     run.note("\n".join(lines))
-    fig, axes = subplots(1, len(samples), figsize=(3 * len(samples), 3), squeeze=False)
-    for ax, (key, points) in zip(axes[0], samples.items(), strict=True):
-        centers, _ = MIXTURES[key.split("/")[0]]()
-        ax.scatter(*points.T.numpy(), s=1, alpha=0.4)
+    rows, cols = len(cfg.mixtures), len(cfg.variants)
+    fig, axes = subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
+    for (i, mixture), (j, variant) in itertools.product(
+        enumerate(cfg.mixtures), enumerate(cfg.variants)
+    ):
+        ax, centers = axes[i, j], MIXTURES[mixture]()[0]
+        ax.scatter(*samples[f"{mixture}/{variant}"].T.numpy(), s=1, alpha=0.4)
         ax.scatter(*centers.T.numpy(), s=12, c="red", marker="x")
-        ax.set_title(key, fontsize=8)
+        ax.set_title(f"{mixture}/{variant}", fontsize=8)
         ax.set_aspect("equal")
     run.figure("mixtures", fig)
     for key, row in table.items():
