@@ -67,7 +67,7 @@ TIPS: list[Tip] = [
         5,
         "gan",
         "GANs",
-        "2-D mixtures (grid 25, ring 8): NS-GAN, WGAN-GP, hinge+SN, PacGAN; DCGAN on digits",
+        "2-D mixtures (grid 25, ring 8): NS-GAN, WGAN-GP, hinge+SN, PacGAN, R1; DCGAN on digits",
         module="torchkata.gan.recipe",
         guide="docs/tip05-gans.md",
     ),
