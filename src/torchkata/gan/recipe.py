@@ -168,14 +168,13 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
         loss_g = generator_loss(D(fake), v["kind"])
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        grad_g = torch.nn.utils.get_total_norm([p.grad for p in G.parameters()]).item()
         opt_g.step()
         ema.update(G)
         if step % 500 == 0 or step == cfg.steps:
             run.log({"part": "2d", "mixture": mixture, "variant": variant, "seed": seed,
                      "step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
                      "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item(),
-                     "grad_norm_g": grad_g})  # fmt: skip
+                     "grad_norm_g": _grad_norm(G)})  # fmt: skip
     with torch.no_grad():
         z = torch.randn(cfg.eval_samples, cfg.latent_dim, generator=gen)
         out = ema.module(z)
@@ -184,6 +183,12 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
              "modes": result.modes_covered, "high_quality": result.high_quality,
              "kl": result.kl})  # fmt: skip
     return result, out
+
+
+def _grad_norm(model: nn.Module) -> float:
+    """The norm of the gradient the last backward pass left in ``model``'s parameters
+    (an optimizer step leaves the gradients as they are)."""
+    return torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item()
 
 
 def _summarise(scores) -> dict:
@@ -321,14 +326,13 @@ def _digits(cfg: Config, run: Run) -> dict:
             loss_g = generator_loss(D(fake), "ns")
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
-            grad_g = torch.nn.utils.get_total_norm([p.grad for p in G.parameters()]).item()
             opt_g.step()
             if step % 100 == 0 or step == cfg.digits_steps:
                 run.log({"part": "digits", "setting": setting, "step": step,
                          "loss_d": loss_d.item(), "loss_g": loss_g.item(),
                          "d_real": torch.sigmoid(d_real).mean().item(),
                          "d_fake": torch.sigmoid(d_fake).mean().item(),
-                         "grad_norm_g": grad_g})  # fmt: skip
+                         "grad_norm_g": _grad_norm(G)})  # fmt: skip
         G.eval()
         results[setting] = score(G)
         with torch.no_grad():
