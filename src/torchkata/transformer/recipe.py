@@ -148,19 +148,6 @@ def _max_len(cfg: Config, task: str) -> int:
     return cfg.add_digits if task == "add" else cfg.max_len
 
 
-def exact_match(model: Seq2SeqTransformer, data: Seq2SeqData, batch_size: int = 500) -> float:
-    """Fraction of sources whose greedy decoding is exactly the target, EOS included."""
-    model.eval()
-    correct = 0
-    device = next(model.parameters()).device
-    for start in range(0, len(data), batch_size):
-        part = data[start : start + batch_size]
-        out = model.greedy_decode(part.src.to(device), BOS, EOS, max_len=part.tgt.size(1) - 1).cpu()
-        for row, target, length in zip(out, part.tgt, part.tgt_lengths.tolist(), strict=True):
-            correct += row.size(0) >= length and torch.equal(row[:length], target[:length])
-    return correct / len(data)
-
-
 def _seq2seq(cfg: Config, run: Run, task: str, core: str, data) -> tuple[dict, list[float]]:
     torch.manual_seed(run.seed)
     longest = 2 * (max(cfg.max_len, cfg.add_digits) + cfg.longer) + 4  # "a+b" with BOS/EOS
@@ -190,7 +177,11 @@ def _seq2seq(cfg: Config, run: Run, task: str, core: str, data) -> tuple[dict, l
             run.log({"part": "seq2seq", "task": task, "core": core, "step": step + 1,
                      "loss": sum(losses[-100:]) / len(losses[-100:])})  # fmt: skip
     seconds = time.perf_counter() - start
-    scores = {split: exact_match(model, data[split]) for split in data if split != "train"}
+    scores = {
+        split: model.exact_match(data[split].src, data[split].tgt, BOS, EOS)
+        for split in data
+        if split != "train"
+    }
     example = data["test"][:3]
     decoded = model.greedy_decode(example.src.to(run.device), BOS, EOS, example.tgt.size(1))
     run.log({"part": "seq2seq_result", "task": task, "core": core, **scores,

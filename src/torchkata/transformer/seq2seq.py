@@ -140,6 +140,23 @@ class Seq2SeqTransformer(nn.Module):
                 break
         return out
 
+    @torch.no_grad()
+    def exact_match(
+        self, src: Tensor, tgt: Tensor, bos_id: int, eos_id: int, batch_size: int = 500
+    ) -> float:
+        """Fraction of rows whose greedy decoding of ``src`` is exactly ``tgt`` (N, T): BOS,
+        answer, EOS, then ``pad_id`` padding, which is not compared. Leaves eval mode on."""
+        self.eval()
+        device = next(self.parameters()).device
+        lengths = (tgt != self.pad_id).sum(dim=1).tolist()  # BOS..EOS, no padding
+        correct = 0
+        for start in range(0, len(src), batch_size):
+            rows = slice(start, start + batch_size)
+            out = self.greedy_decode(src[rows].to(device), bos_id, eos_id, tgt.size(1) - 1).cpu()
+            for row, target, n in zip(out, tgt[rows], lengths[rows], strict=True):
+                correct += row.size(0) >= n and torch.equal(row[:n], target[:n])
+        return correct / len(src)
+
 
 def _check_ids(ids: Tensor, name: str, vocab_size: int) -> None:
     if ids.dim() != 2 or ids.dtype != torch.long:
