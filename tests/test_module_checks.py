@@ -50,6 +50,14 @@ from torchkata.losses import (
     TripletMarginLoss,
 )
 from torchkata.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, RMSNorm
+from torchkata.relational import (
+    CNNMLP,
+    ConvObjects,
+    RelationModule,
+    RelationNetwork,
+    StateMLP,
+    StateRelationNetwork,
+)
 from torchkata.ssl import (
     MLP,
     AutoEncoder,
@@ -416,6 +424,52 @@ MODULE_CASES += [
         randn(5, 3),
         (5, 2),
         ("latent_dim=3", "hidden=4", "out_dim=2", "num_layers=2"),
+    ),
+    # tip 4: relation networks (small images: gradcheck differentiates every pixel)
+    ModuleCase(
+        "ConvObjects",
+        lambda: ConvObjects(in_channels=2, channels=3, num_layers=2),
+        randn(2, 2, 7, 6),
+        (2, 4, 5),
+        ("in_channels=2", "channels=3", "num_layers=2"),
+    ),
+    ModuleCase(
+        "RelationModule",
+        lambda: RelationModule(3, 2, hidden=4, num_layers=2, aggregation="max", factored=True),
+        randn_args((2, 3, 3), (2, 2, 2)),
+        (2, 2, 4),
+        ("object_dim=3", "question_dim=2", "hidden=4", "num_layers=2", "'max'", "factored=True"),
+    ),
+    ModuleCase(
+        "RelationNetwork",
+        lambda: RelationNetwork(
+            num_classes=3, question_dim=2, conv_channels=2, conv_layers=2, g_hidden=4,
+            g_layers=2, f_hidden=4, dropout=0.0, aggregation="mean",
+        ),  # fmt: skip
+        randn_args((2, 3, 5, 5), (2, 3, 2)),
+        (2, 3, 3),
+        ("num_classes=3", "question_dim=2", "aggregation='mean'"),
+    ),
+    ModuleCase(
+        "StateRelationNetwork",
+        lambda: StateRelationNetwork(object_dim=3, num_classes=2, g_hidden=4, f_hidden=4),
+        randn_args((2, 3, 3), (2, 11)),
+        (2, 2),
+        ("num_classes=2", "question_dim=11", "object_dim=3"),
+    ),
+    ModuleCase(
+        "CNNMLP",
+        lambda: CNNMLP(image_size=6, num_classes=3, conv_channels=2, conv_layers=2, f_hidden=4, dropout=0.0),
+        randn_args((2, 3, 6, 6), (2, 11)),
+        (2, 3),
+        ("image_size=6", "num_classes=3"),
+    ),
+    ModuleCase(
+        "StateMLP",
+        lambda: StateMLP(num_objects=3, object_dim=2, hidden=5, num_layers=2),
+        randn_args((2, 3, 2), (2, 4, 11)),
+        (2, 4, 10),
+        ("num_objects=3", "object_dim=2", "num_classes=10"),
     ),
     ModuleCase(
         "MLPDiscriminator",

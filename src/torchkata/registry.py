@@ -62,7 +62,14 @@ TIPS: list[Tip] = [
         module="torchkata.distributed.recipe",
         guide="docs/tip03-multi-device.md",
     ),
-    Tip(4, "relational", "Relational Networks", "Relation Network vs CNN+MLP on Sort-of-CLEVR"),
+    Tip(
+        4,
+        "relational",
+        "Relational Networks",
+        "Relation Network vs MLPs on Sort-of-CLEVR (state descriptions, pixels); sum/mean/max",
+        module="torchkata.relational.recipe",
+        guide="docs/tip04-relational.md",
+    ),
     Tip(
         5,
         "gan",

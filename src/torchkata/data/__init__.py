@@ -22,6 +22,7 @@ from torchkata.data.sequences import (
     encode,
     make_task,
 )
+from torchkata.data.sort_of_clevr import SortOfClevr, load_sort_of_clevr
 from torchkata.data.streams import FEATURES, agrawal, agrawal_label, drift_points, drift_stream
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "VOCAB",
     "Mixture",
     "Seq2SeqData",
+    "SortOfClevr",
     "Split",
     "agrawal",
     "agrawal_label",
@@ -46,6 +48,7 @@ __all__ = [
     "k_per_class",
     "load_digits",
     "load_mnist1d",
+    "load_sort_of_clevr",
     "make_task",
     "ring8",
     "ring_centers",

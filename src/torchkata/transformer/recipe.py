@@ -14,12 +14,9 @@ Part 2, a character-level :class:`GPT` on Python's bundled documentation
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +24,7 @@ import torch.nn.functional as F
 from torchkata.data.sequences import BOS, EOS, PAD, TASKS, VOCAB, Seq2SeqData, decode, make_task
 from torchkata.data.text import pydoc_text
 from torchkata.report import subplots
-from torchkata.runs import Run
+from torchkata.runs import Run, bf16_autocast
 from torchkata.transformer.gpt import GPT
 from torchkata.transformer.seq2seq import Seq2SeqTransformer
 from torchkata.transformer.tokenizer import CharTokenizer
@@ -276,7 +273,7 @@ def _char_gpt(cfg: Config, run: Run) -> dict:
         betas=(0.9, 0.99),
         fused=True,
     )
-    autocast = _bf16_autocast(run.device, cfg.bf16)
+    autocast = bf16_autocast(run.device, cfg.bf16)
     curve = []
     start = time.perf_counter()
     for step in run.progress(range(cfg.lm_steps + 1), desc="char GPT"):
@@ -315,15 +312,6 @@ def _char_gpt(cfg: Config, run: Run) -> dict:
         "tokens_per_s": tokens_per_s,
         "sample": sample_text,
     }
-
-
-def _bf16_autocast(device: torch.device, enabled: bool) -> Callable[[], Any]:
-    """bfloat16 autocast where it pays (CUDA; CPUs with AVX512-BF16/AMX matmuls, 1.5x on
-    the GPT in benchmarks/bench_transformer.py), else float32."""
-    cpu_bf16 = device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", bool)()
-    if enabled and (device.type == "cuda" or cpu_bf16):
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 def _report_lm(cfg, run, model, tokenizer, curve, sample_text, seconds, tokens_per_s) -> None:

@@ -1,0 +1,312 @@
+"""Recipe ``relational`` (tip 4): Relation Networks against MLPs on Sort-of-CLEVR.
+
+Part 1, state descriptions (each object given as colour, shape, x, y): a Relation
+Network against an MLP of similar size, per question type — the relational gap with the
+perception problem removed — and the RN's aggregation over pairs, sum vs mean vs max
+(claim 4.3).
+
+Part 2, pixels (the paper's experiment): the Relation Network (CNN objects, g on every
+pair, sum, f) against the CNN+MLP baseline, scored on the 4,000 questions of the 200
+test images, per question type, against the paper's numbers (RN > 94% on both kinds;
+CNN+MLP 63% relational). Each image's CNN features are shared by the
+``questions_per_image`` questions asked about it in one batch. Checkpointed every epoch:
+``torchkata run --resume RUN_DIR`` continues a run that was cut short.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchkata.data.sort_of_clevr import (
+    QUESTION_TYPES,
+    SortOfClevr,
+    load_sort_of_clevr,
+    question_type,
+)
+from torchkata.relational.models import CNNMLP, RelationNetwork, StateMLP, StateRelationNetwork
+from torchkata.report import subplots
+from torchkata.runs import Run, bf16_autocast
+
+STATE_MODELS = ("rn-sum", "rn-mean", "rn-max", "mlp")
+PIXEL_MODELS = ("rn", "cnn-mlp")
+# Santoro et al. 2017, Sort-of-CLEVR (section 5.3): accuracy (%) by question kind
+PAPER = {"rn": {"relational": 94.0, "non-relational": 94.0}, "cnn-mlp": {"relational": 63.0}}
+
+
+@dataclasses.dataclass
+class Config:
+    n_train: int = 9800  # training images (20 questions each), the paper's
+    n_test: int = 200  # test images: 4,000 questions
+    # Part 1: state descriptions
+    state_models: tuple[str, ...] = STATE_MODELS  # rn-sum | rn-mean | rn-max | mlp
+    state_epochs: int = 30
+    state_hidden: int = 256  # width of g and f (RN) and of the MLP
+    state_lr: float = 1e-3  # Adam peak; warm-up then cosine decay
+    # Part 2: pixels
+    pixel_models: tuple[str, ...] = PIXEL_MODELS  # rn | cnn-mlp
+    epochs: int = 20  # passes over the 196,000 training questions
+    images_per_batch: int = 16  # a batch is images_per_batch x questions_per_image questions
+    questions_per_image: int = 4  # questions sharing one CNN pass (divides 20)
+    conv_channels: int = 24  # the paper's CNN: 4 stride-2 layers of 24 channels
+    g_hidden: int = 256  # g: 4 layers of this width (the paper's)
+    f_hidden: int = 256
+    lr: float = 2.5e-4  # Adam peak (the paper's rate); warm-up then cosine decay
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.02  # the cosine ends at lr * min_lr_ratio
+    bf16: bool = True  # bfloat16 autocast on CUDA or CPUs with AVX512-BF16 (3x here)
+    eval_every: int = 1  # epochs between test evaluations (and checkpoints)
+    data_dir: str = ""  # where to cache the generated images ("" regenerates, ~1 s)
+
+    def check(self) -> None:
+        for name, allowed in (("state_models", STATE_MODELS), ("pixel_models", PIXEL_MODELS)):
+            chosen = getattr(self, name)
+            if any(c not in allowed for c in chosen):
+                raise ValueError(f"{name}: expected a subset of {allowed}, got {chosen!r}")
+        for name in ("n_train", "n_test", "state_epochs", "state_hidden", "epochs",
+                     "images_per_batch", "conv_channels", "g_hidden", "f_hidden",
+                     "eval_every"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
+        if self.questions_per_image not in (1, 2, 4, 5, 10, 20):
+            raise ValueError(
+                f"questions_per_image: expected a divisor of 20, got {self.questions_per_image!r}"
+            )
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio: expected a value in [0, 1], got {self.min_lr_ratio}")
+
+
+PRESETS: dict[str, dict] = {
+    "quick": {
+        "n_train": 2000,
+        "state_epochs": 12,
+        "state_hidden": 128,
+        "pixel_models": (),
+    },
+    "full": {},
+}
+
+
+def run(cfg: Config, run: Run) -> None:
+    train, test = load_sort_of_clevr(cfg.n_train, cfg.n_test, seed=run.seed,
+                                     cache_dir=cfg.data_dir or None)  # fmt: skip
+    saved = run.load_checkpoint() if run.resumed else None
+    results: dict[str, dict] = saved["results"] if saved else {}
+    curves: dict[str, list] = saved["curves"] if saved else {}
+    if cfg.state_models:
+        for name in cfg.state_models:
+            if name not in results:
+                results[name], curves[name] = _train_state(cfg, run, name, train, test)
+                run.save_checkpoint({"results": results, "curves": curves})
+        _report(run, results, curves, cfg.state_models, "state", "state descriptions")
+    for name in cfg.pixel_models:
+        if name not in results:
+            partial = saved["partial"] if saved and saved.get("model") == name else None
+            results[name], curves[name] = _train_pixels(cfg, run, name, train, test,
+                                                        results, curves, partial)  # fmt: skip
+            run.save_checkpoint({"results": results, "curves": curves})
+    if cfg.pixel_models:
+        _report(run, results, curves, cfg.pixel_models, "pixels", "pixels")
+    run.finish(results=results)
+
+
+# ---------------------------------------------------------------- shared chores
+
+
+def _lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, inputs: torch.Tensor, data: SortOfClevr, autocast,
+              chunk: int = 20) -> dict[str, float]:  # fmt: skip
+    """Accuracy (%) on all questions of ``data``: overall, per kind and per question type."""
+    model.eval()
+    correct = []
+    for i in range(0, len(data), chunk):
+        x = inputs[i : i + chunk]
+        x = x.float() / 255 if x.dtype == torch.uint8 else x
+        with autocast():
+            logits = model(x, data.questions[i : i + chunk])  # (n, 20, 10)
+        correct.append(logits.argmax(-1) == data.answers[i : i + chunk])
+    correct = torch.cat(correct).flatten().float()
+    kinds = question_type(data.questions).flatten()  # (N 20,) in 0..5
+    result = {t: 100 * correct[kinds == k].mean().item() for k, t in enumerate(QUESTION_TYPES)}
+    result["non-relational"] = 100 * correct[kinds < 3].mean().item()
+    result["relational"] = 100 * correct[kinds >= 3].mean().item()
+    result["overall"] = 100 * correct.mean().item()
+    return result
+
+
+def _batches(n_images: int, per_image: int, images_per_batch: int, gen: torch.Generator):
+    """One epoch of (image index, question indices) batches: every question once.
+
+    Each image's 20 questions are shuffled and cut into groups of ``per_image``; the
+    groups of all images are shuffled and dealt out ``images_per_batch`` at a time.
+    """
+    groups = 20 // per_image
+    questions = torch.rand(n_images, 20, generator=gen).argsort(1)  # (N, 20) permutations
+    questions = questions.reshape(n_images * groups, per_image)  # (N groups, per_image)
+    images = torch.arange(n_images).repeat_interleave(groups)
+    order = torch.randperm(n_images * groups, generator=gen)
+    for i in range(0, len(order) - images_per_batch + 1, images_per_batch):
+        idx = order[i : i + images_per_batch]
+        yield images[idx], questions[idx]
+
+
+# ---------------------------------------------------------------- part 1: state descriptions
+
+
+def _train_state(cfg: Config, run: Run, name: str, train: SortOfClevr, test: SortOfClevr):
+    torch.manual_seed(run.seed)
+    h = cfg.state_hidden
+    if name == "mlp":
+        model = StateMLP(hidden=h, num_layers=4)
+    else:
+        model = StateRelationNetwork(g_hidden=h, f_hidden=h, aggregation=name.split("-")[1])
+    model = model.to(run.device)
+    states, test_states = train.state_descriptions(), test.state_descriptions()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.state_lr)
+    gen = torch.Generator().manual_seed(run.seed)
+    per_epoch = len(train) * 20 // 64
+    total, curve, step = cfg.state_epochs * per_epoch, [], 0
+    start = time.perf_counter()
+    for epoch in run.progress(range(1, cfg.state_epochs + 1), desc=f"state {name}"):
+        model.train()
+        losses = []
+        for images, questions in _batches(len(train), 4, 16, gen):  # 64 questions a batch
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.state_lr * _lr_factor(step, total, per_epoch, 0.02)
+            logits = model(states[images], train.questions[images[:, None], questions])
+            loss = F.cross_entropy(
+                logits.flatten(0, 1), train.answers[images[:, None], questions].flatten()
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            step += 1
+        acc = _evaluate(model, test_states, test, bf16_autocast(run.device, False))
+        curve.append({"epoch": epoch, "train_loss": sum(losses) / len(losses), **acc})
+        run.log({"part": "state", "model": name, **curve[-1]})
+    seconds = time.perf_counter() - start
+    return {**curve[-1], "seconds": seconds, "parameters": _count(model)}, curve
+
+
+# ---------------------------------------------------------------- part 2: pixels
+
+
+def _train_pixels(cfg, run, name, train, test, results, curves, partial):
+    torch.manual_seed(run.seed)
+    if name == "rn":
+        model = RelationNetwork(conv_channels=cfg.conv_channels, g_hidden=cfg.g_hidden,
+                                f_hidden=cfg.f_hidden)  # fmt: skip
+    else:
+        model = CNNMLP(conv_channels=cfg.conv_channels, f_hidden=cfg.f_hidden)
+    model = model.to(run.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(run.seed)
+    autocast = bf16_autocast(run.device, cfg.bf16)
+    per_epoch = len(train) * 20 // (cfg.images_per_batch * cfg.questions_per_image)
+    total, warmup = cfg.epochs * per_epoch, round(cfg.warmup_epochs * per_epoch)
+    curve, first_epoch, seconds = [], 1, 0.0
+    if partial:  # resume mid-training
+        model.load_state_dict(partial["model_state"])
+        optimizer.load_state_dict(partial["optimizer"])
+        gen.set_state(partial["gen"])
+        torch.set_rng_state(partial["rng"])  # dropout's random numbers
+        curve, first_epoch, seconds = partial["curve"], partial["next_epoch"], partial["seconds"]
+    run.info(f"pixels {name}: {_count(model):,} parameters, {per_epoch:,} steps per epoch")
+    images_u8, answers = train.images, train.answers
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        model.train()
+        start, losses = time.perf_counter(), []
+        step = (epoch - 1) * per_epoch
+        for images, questions in run.progress(
+            _batches(len(train), cfg.questions_per_image, cfg.images_per_batch, gen),
+            desc=f"pixels {name} epoch {epoch}", total=per_epoch,
+        ):  # fmt: skip
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * _lr_factor(step, total, warmup, cfg.min_lr_ratio)
+            x = images_u8[images].to(run.device).float() / 255  # (B, 3, 75, 75)
+            q = train.questions[images[:, None], questions].to(run.device)  # (B, K, 11)
+            y = answers[images[:, None], questions].to(run.device)  # (B, K)
+            with autocast():
+                logits = model(x, q)  # (B, K, 10)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+            step += 1
+        seconds += time.perf_counter() - start
+        record = {"epoch": epoch, "train_loss": torch.stack(losses).mean().item(),
+                  "seconds": seconds}  # fmt: skip
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            record |= _evaluate(model, test.images, test, autocast)
+        curve.append(record)
+        run.log({"part": "pixels", "model": name, **record})
+        run.info(f"pixels {name} epoch {epoch}: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in record.items() if k != "epoch"))  # fmt: skip
+        run.save_checkpoint({
+            "results": results, "curves": curves, "model": name,
+            "partial": {"model_state": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "gen": gen.get_state(), "rng": torch.get_rng_state(), "curve": curve, "next_epoch": epoch + 1,
+                        "seconds": seconds},
+        })  # fmt: skip
+    final = curve[-1]
+    return {**final, "parameters": _count(model), "samples_per_s": _rate(cfg, train, curve)}, curve
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _rate(cfg: Config, train: SortOfClevr, curve: list[dict]) -> float:
+    per_epoch = len(train) * 20 // (cfg.images_per_batch * cfg.questions_per_image)
+    samples = len(curve) * per_epoch * cfg.images_per_batch * cfg.questions_per_image
+    return samples / curve[-1]["seconds"]
+
+
+# ---------------------------------------------------------------- report
+
+
+def _report(run: Run, results: dict, curves: dict, names, part: str, title: str) -> None:
+    header = "| model | " + " | ".join(QUESTION_TYPES) + " | non-relational | relational |"
+    lines = [f"Sort-of-CLEVR from {title}: test accuracy (%) on the 4,000 questions of the "
+             "200 test images, by question type.", "", header,
+             "|---" * (len(QUESTION_TYPES) + 3) + "|"]  # fmt: skip
+    for name in names:
+        r = results[name]
+        cells = [f"{r[t]:.1f}" for t in (*QUESTION_TYPES, "non-relational", "relational")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if part == "pixels":
+        lines += [f"| {m} (paper) | " + " | ".join([""] * len(QUESTION_TYPES)) + " | "
+                  + f"{ref.get('non-relational', '')} | {ref['relational']} |"
+                  for m, ref in PAPER.items()]  # fmt: skip
+    run.note("\n".join(lines))
+    fig, axes = subplots(1, 2, figsize=(10, 3.6))
+    for name in names:
+        epochs = [c["epoch"] for c in curves[name] if "relational" in c]
+        for ax, kind in zip(axes, ("relational", "non-relational"), strict=True):
+            ax.plot(epochs, [c[kind] for c in curves[name] if kind in c], label=name)
+            ax.set_title(f"{title}: {kind} questions")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("test accuracy (%)")
+    axes[0].legend()
+    run.figure(f"{part}_accuracy", fig)
+    for name in names:
+        for kind in ("relational", "non-relational"):
+            ref = PAPER.get(name, {}).get(kind) if part == "pixels" else None
+            run.headline(f"{part} {name}: {kind} accuracy", results[name][kind],
+                         reference=ref, source="Santoro et al. 2017" if ref else "",
+                         unit="%")  # fmt: skip

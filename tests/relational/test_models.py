@@ -1,0 +1,172 @@
+"""Relation Networks: the factored g equals the naive one, the module equals the paper's
+formula written as loops, shared CNN features equal one call per question, and the
+baselines have the public reference's layer sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from torchkata.relational import (
+    CNNMLP,
+    ConvObjects,
+    RelationModule,
+    RelationNetwork,
+    StateMLP,
+    StateRelationNetwork,
+)
+
+AGGREGATIONS = ("sum", "mean", "max")
+
+
+def _pair(seed: int, **kwargs) -> tuple[RelationModule, RelationModule]:
+    """A naive and a factored module with the same (random) parameters, in float64."""
+    torch.manual_seed(seed)
+    naive = RelationModule(factored=False, **kwargs).double()
+    factored = RelationModule(factored=True, **kwargs).double()
+    factored.load_state_dict(naive.state_dict())
+    return naive, factored
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_factored_equals_naive_values_and_gradients(seed: int, aggregation: str) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    N, P, D, Q, K = (int(v) for v in torch.randint(1, 6, (5,), generator=gen))
+    hidden, layers = int(torch.randint(2, 9, (1,), generator=gen)), seed % 3 + 1
+    naive, factored = _pair(seed, object_dim=D, question_dim=Q, hidden=hidden,
+                            num_layers=layers, aggregation=aggregation)  # fmt: skip
+    objects = torch.randn(N, P, D, dtype=torch.float64, generator=gen)
+    questions = torch.randn(N, K, Q, dtype=torch.float64, generator=gen)
+    grad_out = torch.randn(N, K, hidden, dtype=torch.float64, generator=gen)
+    results = []
+    for module in (naive, factored):
+        o, q = objects.clone().requires_grad_(), questions.clone().requires_grad_()
+        out = module(o, q)
+        out.backward(grad_out)
+        results.append((out, o.grad, q.grad, [p.grad for p in module.parameters()]))
+    (a, ao, aq, ap), (b, bo, bq, bp) = results
+    torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bo, ao, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bq, aq, rtol=1e-12, atol=1e-12)
+    for gb, ga in zip(bp, ap, strict=True):
+        torch.testing.assert_close(gb, ga, rtol=1e-12, atol=1e-12)
+    assert list(naive.state_dict()) == list(factored.state_dict())
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+@pytest.mark.parametrize("factored", [False, True])
+def test_module_is_the_papers_formula(aggregation: str, factored: bool) -> None:
+    """agg over all ordered pairs (i, j), i = j included, of g([o_i; o_j; q]), by loops."""
+    torch.manual_seed(1)
+    module = RelationModule(4, 3, hidden=5, num_layers=3, aggregation=aggregation,
+                            factored=factored).double()  # fmt: skip
+    objects, questions = torch.randn(2, 4, 4).double(), torch.randn(2, 2, 3).double()
+    layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+    def g(x):
+        for layer in layers:
+            x = torch.relu(x @ layer.weight.T + layer.bias)
+        return x
+
+    expected = torch.empty(2, 2, 5, dtype=torch.float64)
+    for n in range(2):
+        for k in range(2):
+            outs = torch.stack([
+                g(torch.cat([objects[n, i], objects[n, j], questions[n, k]]))
+                for i in range(4) for j in range(4)
+            ])  # fmt: skip
+            reduce = {"sum": outs.sum(0), "mean": outs.mean(0), "max": outs.amax(0)}
+            expected[n, k] = reduce[aggregation]
+    torch.testing.assert_close(module(objects, questions), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_module_is_invariant_to_object_order(aggregation: str) -> None:
+    torch.manual_seed(2)
+    module = RelationModule(3, 2, hidden=8, aggregation=aggregation).double()
+    objects, questions = torch.randn(3, 5, 3).double(), torch.randn(3, 1, 2).double()
+    shuffled = objects[:, torch.randperm(5)]
+    torch.testing.assert_close(module(shuffled, questions), module(objects, questions))
+
+
+def test_conv_objects_coordinates_and_layers() -> None:
+    cnn = ConvObjects()
+    objects = cnn(torch.rand(2, 3, 75, 75))
+    assert objects.shape == (2, 25, 26)
+    coords = objects[0, :, 24:]  # row-major cells: x varies fastest, y top to bottom
+    grid = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])
+    torch.testing.assert_close(coords[:, 0], grid.repeat(5))
+    torch.testing.assert_close(coords[:, 1], grid.repeat_interleave(5))
+    # the paper's CNN: 4 x (conv 3x3 stride 2 of 24 channels, ReLU, BatchNorm)
+    kinds = [type(m).__name__ for m in cnn.conv]
+    assert kinds == ["Conv2d", "ReLU", "BatchNorm2d"] * 4
+    assert [cnn.feature_size(s) for s in (75, 64, 8)] == [5, 4, 1]
+
+
+def test_reference_layer_sizes() -> None:
+    """The public reference's sizes: g (2 x 26 + 11) -> 256 x 4; f 256-256-256-10;
+    CNN+MLP 5*5*24 + 11 -> 256 -> 256 -> 10."""
+    rn = RelationNetwork()
+    g = [(m.in_features, m.out_features) for m in rn.relation.g if isinstance(m, nn.Linear)]
+    f = [(m.in_features, m.out_features) for m in rn.f if isinstance(m, nn.Linear)]
+    assert g == [(63, 256)] + [(256, 256)] * 3
+    assert f == [(256, 256), (256, 256), (256, 10)]
+    mlp = CNNMLP()
+    sizes = [(m.in_features, m.out_features) for m in mlp.mlp if isinstance(m, nn.Linear)]
+    assert sizes == [(611, 256), (256, 256), (256, 10)]
+    assert [type(m) for m in rn.f].index(nn.Dropout) == len(rn.f) - 2  # before the last
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RelationNetwork(conv_channels=4, g_hidden=16, f_hidden=16),
+    lambda: CNNMLP(conv_channels=4, f_hidden=16),
+])  # fmt: skip
+def test_shared_cnn_features_equal_one_call_per_question(make) -> None:
+    torch.manual_seed(3)
+    model = make().double().eval()
+    images, questions = torch.rand(3, 3, 75, 75).double(), torch.rand(3, 4, 11).double()
+    shared = model(images, questions)
+    assert shared.shape == (3, 4, 10)
+    for k in range(4):
+        torch.testing.assert_close(shared[:, k], model(images, questions[:, k]))
+
+
+def test_dropout_only_in_training() -> None:
+    torch.manual_seed(4)
+    model = RelationNetwork(conv_channels=4, g_hidden=16, f_hidden=16)
+    images, questions = torch.rand(4, 3, 75, 75), torch.rand(4, 11)
+    model.eval()
+    torch.testing.assert_close(model(images, questions), model(images, questions))
+    model.train()
+    assert not torch.equal(model(images, questions), model(images, questions))
+
+
+def test_state_models_shapes_and_question_batches() -> None:
+    torch.manual_seed(5)
+    states, questions = torch.rand(4, 6, 9), torch.rand(4, 20, 11)
+    for model in (StateRelationNetwork(g_hidden=16, f_hidden=16).eval(), StateMLP(hidden=16)):
+        out = model(states, questions)
+        assert out.shape == (4, 20, 10)
+        torch.testing.assert_close(out[:, 7], model(states, questions[:, 7]))
+
+
+def test_bad_inputs_name_the_argument() -> None:
+    model = RelationNetwork(conv_channels=4, g_hidden=8, f_hidden=8)
+    with pytest.raises(ValueError, match=r"images: expected shape \(N, 3, H, W\)"):
+        model(torch.rand(2, 1, 75, 75), torch.rand(2, 11))
+    with pytest.raises(ValueError, match=r"questions: expected shape \(2, 11\)"):
+        model(torch.rand(2, 3, 75, 75), torch.rand(2, 10))
+    with pytest.raises(ValueError, match=r"questions: expected shape \(2, 11\)"):
+        model(torch.rand(2, 3, 75, 75), torch.rand(3, 11))
+    with pytest.raises(ValueError, match="aggregation: expected 'sum', 'mean' or 'max'"):
+        RelationModule(3, 2, aggregation="avg")
+    with pytest.raises(ValueError, match="hidden: expected a positive int, got 0"):
+        RelationModule(3, 2, hidden=0)
+    with pytest.raises(ValueError, match=r"images: expected shape \(N, 3, 75, 75\)"):
+        CNNMLP()(torch.rand(2, 3, 64, 64), torch.rand(2, 11))
+    with pytest.raises(ValueError, match=r"objects: expected shape \(N, 6, 9\)"):
+        StateMLP()(torch.rand(2, 5, 9), torch.rand(2, 11))
+    with pytest.raises(ValueError, match=r"objects: expected shape \(N, P, 9\)"):
+        StateRelationNetwork()(torch.rand(2, 6, 8), torch.rand(2, 11))
