@@ -443,9 +443,16 @@ MODULE_CASES += [
     ModuleCase(
         "RelationNetwork",
         lambda: RelationNetwork(
-            num_classes=3, question_dim=2, conv_channels=2, conv_layers=2, g_hidden=4,
-            g_layers=2, f_hidden=4, dropout=0.0, aggregation="mean",
-        ),  # fmt: skip
+            num_classes=3,
+            question_dim=2,
+            conv_channels=2,
+            conv_layers=2,
+            g_hidden=4,
+            g_layers=2,
+            f_hidden=4,
+            dropout=0.0,
+            aggregation="mean",
+        ),
         randn_args((2, 3, 5, 5), (2, 3, 2)),
         (2, 3, 3),
         ("num_classes=3", "question_dim=2", "aggregation='mean'"),
@@ -459,7 +466,9 @@ MODULE_CASES += [
     ),
     ModuleCase(
         "CNNMLP",
-        lambda: CNNMLP(image_size=6, num_classes=3, conv_channels=2, conv_layers=2, f_hidden=4, dropout=0.0),
+        lambda: CNNMLP(
+            image_size=6, num_classes=3, conv_channels=2, conv_layers=2, f_hidden=4, dropout=0.0
+        ),
         randn_args((2, 3, 6, 6), (2, 11)),
         (2, 3),
         ("image_size=6", "num_classes=3"),

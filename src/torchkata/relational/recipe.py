@@ -93,8 +93,9 @@ PRESETS: dict[str, dict] = {
 
 
 def run(cfg: Config, run: Run) -> None:
-    train, test = load_sort_of_clevr(cfg.n_train, cfg.n_test, seed=run.seed,
-                                     cache_dir=cfg.data_dir or None)  # fmt: skip
+    train, test = load_sort_of_clevr(
+        cfg.n_train, cfg.n_test, seed=run.seed, cache_dir=cfg.data_dir or None
+    )
     saved = run.load_checkpoint() if run.resumed else None
     results: dict[str, dict] = saved["results"] if saved else {}
     curves: dict[str, list] = saved["curves"] if saved else {}
@@ -107,8 +108,9 @@ def run(cfg: Config, run: Run) -> None:
     for name in cfg.pixel_models:
         if name not in results:
             partial = saved["partial"] if saved and saved.get("model") == name else None
-            results[name], curves[name] = _train_pixels(cfg, run, name, train, test,
-                                                        results, curves, partial)  # fmt: skip
+            results[name], curves[name] = _train_pixels(
+                cfg, run, name, train, test, results, curves, partial
+            )
             run.save_checkpoint({"results": results, "curves": curves})
     if cfg.pixel_models:
         _report(run, results, curves, cfg.pixel_models, "pixels", "pixels")
@@ -127,8 +129,9 @@ def _lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, inputs: torch.Tensor, data: SortOfClevr, autocast,
-              chunk: int = 20) -> dict[str, float]:  # fmt: skip
+def _evaluate(
+    model: nn.Module, inputs: torch.Tensor, data: SortOfClevr, autocast, chunk: int = 20
+) -> dict[str, float]:
     """Accuracy (%) on all questions of ``data``: overall, per kind and per question type."""
     model.eval()
     correct = []
@@ -208,8 +211,9 @@ def _train_state(cfg: Config, run: Run, name: str, train: SortOfClevr, test: Sor
 def _train_pixels(cfg, run, name, train, test, results, curves, partial):
     torch.manual_seed(run.seed)
     if name == "rn":
-        model = RelationNetwork(conv_channels=cfg.conv_channels, g_hidden=cfg.g_hidden,
-                                f_hidden=cfg.f_hidden)  # fmt: skip
+        model = RelationNetwork(
+            conv_channels=cfg.conv_channels, g_hidden=cfg.g_hidden, f_hidden=cfg.f_hidden
+        )
     else:
         model = CNNMLP(conv_channels=cfg.conv_channels, f_hidden=cfg.f_hidden)
     model = model.to(run.device)
@@ -223,7 +227,7 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
         model.load_state_dict(partial["model_state"])
         optimizer.load_state_dict(partial["optimizer"])
         gen.set_state(partial["gen"])
-        torch.set_rng_state(partial["rng"])  # dropout's random numbers
+        torch.set_rng_state(partial["rng"])
         curve, first_epoch, seconds = partial["curve"], partial["next_epoch"], partial["seconds"]
     run.info(f"pixels {name}: {_count(model):,} parameters, {per_epoch:,} steps per epoch")
     images_u8, answers = train.images, train.answers
@@ -233,8 +237,9 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
         step = (epoch - 1) * per_epoch
         for images, questions in run.progress(
             _batches(len(train), cfg.questions_per_image, cfg.images_per_batch, gen),
-            desc=f"pixels {name} epoch {epoch}", total=per_epoch,
-        ):  # fmt: skip
+            desc=f"pixels {name} epoch {epoch}",
+            total=per_epoch,
+        ):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * _lr_factor(step, total, warmup, cfg.min_lr_ratio)
             x = images_u8[images].to(run.device).float() / 255  # (B, 3, 75, 75)
@@ -249,22 +254,34 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
             losses.append(loss.detach())
             step += 1
         seconds += time.perf_counter() - start
-        record = {"epoch": epoch, "train_loss": torch.stack(losses).mean().item(),
-                  "seconds": seconds}  # fmt: skip
+        record = {
+            "epoch": epoch,
+            "train_loss": torch.stack(losses).mean().item(),
+            "seconds": seconds,
+        }
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             record |= _evaluate(model, test.images, test, autocast)
         curve.append(record)
         run.log({"part": "pixels", "model": name, **record})
-        run.info(f"pixels {name} epoch {epoch}: " + ", ".join(
-            f"{k} {v:.2f}" for k, v in record.items() if k != "epoch"))  # fmt: skip
-        run.save_checkpoint({
-            "results": results, "curves": curves, "model": name,
-            "partial": {"model_state": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "gen": gen.get_state(), "rng": torch.get_rng_state(), "curve": curve, "next_epoch": epoch + 1,
-                        "seconds": seconds},
-        })  # fmt: skip
+        run.info(f"pixels {name} epoch {epoch}: " + _format(record))
+        partial = {
+            "model_state": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "gen": gen.get_state(),
+            "rng": torch.get_rng_state(),  # dropout's random numbers
+            "curve": curve,
+            "next_epoch": epoch + 1,
+            "seconds": seconds,
+        }
+        run.save_checkpoint(
+            {"results": results, "curves": curves, "model": name, "partial": partial}
+        )
     final = curve[-1]
     return {**final, "parameters": _count(model), "samples_per_s": _rate(cfg, train, curve)}, curve
+
+
+def _format(record: dict) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in record.items() if k != "epoch")
 
 
 def _count(model: nn.Module) -> int:
@@ -282,17 +299,25 @@ def _rate(cfg: Config, train: SortOfClevr, curve: list[dict]) -> float:
 
 def _report(run: Run, results: dict, curves: dict, names, part: str, title: str) -> None:
     header = "| model | " + " | ".join(QUESTION_TYPES) + " | non-relational | relational |"
-    lines = [f"Sort-of-CLEVR from {title}: test accuracy (%) on the 4,000 questions of the "
-             "200 test images, by question type.", "", header,
-             "|---" * (len(QUESTION_TYPES) + 3) + "|"]  # fmt: skip
+    lines = [
+        f"Sort-of-CLEVR from {title}: test accuracy (%) on the 4,000 questions of the "
+        "200 test images, by question type.",
+        "",
+        header,
+        "|---" * (len(QUESTION_TYPES) + 3) + "|",
+    ]
     for name in names:
         r = results[name]
         cells = [f"{r[t]:.1f}" for t in (*QUESTION_TYPES, "non-relational", "relational")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if part == "pixels":
-        lines += [f"| {m} (paper) | " + " | ".join([""] * len(QUESTION_TYPES)) + " | "
-                  + f"{ref.get('non-relational', '')} | {ref['relational']} |"
-                  for m, ref in PAPER.items()]  # fmt: skip
+        lines += [
+            f"| {m} (paper) | "
+            + " | ".join([""] * len(QUESTION_TYPES))
+            + " | "
+            + f"{ref.get('non-relational', '')} | {ref['relational']} |"
+            for m, ref in PAPER.items()
+        ]
     run.note("\n".join(lines))
     fig, axes = subplots(1, 2, figsize=(10, 3.6))
     for name in names:
@@ -307,6 +332,10 @@ def _report(run: Run, results: dict, curves: dict, names, part: str, title: str)
     for name in names:
         for kind in ("relational", "non-relational"):
             ref = PAPER.get(name, {}).get(kind) if part == "pixels" else None
-            run.headline(f"{part} {name}: {kind} accuracy", results[name][kind],
-                         reference=ref, source="Santoro et al. 2017" if ref else "",
-                         unit="%")  # fmt: skip
+            run.headline(
+                f"{part} {name}: {kind} accuracy",
+                results[name][kind],
+                reference=ref,
+                source="Santoro et al. 2017" if ref else "",
+                unit="%",
+            )
