@@ -31,7 +31,7 @@ def test_tiny_run_matches_pinned_cpu_metrics(tmp_path, capsys):
     assert main(["run", "relational", "--device", "cpu", "--out", str(tmp_path), *TINY]) == 0
     run_dir = Path(capsys.readouterr().out.strip())
     results = _summary(run_dir)["results"]
-    assert set(results) == {"rn-sum", "mlp", "rn", "cnn-mlp"}
+    assert set(results) == {"rn-sum", "mlp", "rn", "cnn-mlp", "question only"}
     for r in results.values():  # 200 test questions of each kind, 10 images x 20
         assert 0 <= r["relational"] <= 100 and 0 <= r["non-relational"] <= 100
     # Pinned on the development machine (x86_64 CPU with AVX512-BF16, torch 2.13.0, one
