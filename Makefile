@@ -41,6 +41,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_online.py
 	$(BIN)/python benchmarks/bench_ssl.py
 	$(BIN)/python benchmarks/bench_transformer.py --compile
+	$(BIN)/python benchmarks/bench_gan.py
+	$(BIN)/python benchmarks/bench_relational.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
