@@ -99,7 +99,8 @@ def test_4_2_the_rn_answers_relational_questions_an_mlp_of_similar_size_cannot()
 
     rn = StateRelationNetwork(g_hidden=64, f_hidden=64)
     mlp = StateMLP(hidden=128)
-    assert 2 * sum(p.numel() for p in rn.parameters()) > sum(p.numel() for p in mlp.parameters())
+    sizes = [sum(p.numel() for p in m.parameters()) for m in (rn, mlp)]
+    assert sizes == [23370, 42762]  # the MLP gets more parameters than the RN
     ours, baseline = train_and_score(rn), train_and_score(mlp)
     # measured on the development machine: RN 99.3 / 79.8 (count 99.6), MLP 61.0 / 73.5
     # (count 82.0); both are still below 75% on closest / furthest at this budget

@@ -85,7 +85,7 @@ class Config:
 
 
 PRESETS: dict[str, dict] = {
-    "quick": {"state_epochs": 2, "pixel_models": ()},
+    "quick": {"state_epochs": 2, "state_hidden": 32, "pixel_models": ()},
     "full": {},
 }
 
