@@ -226,11 +226,15 @@ class RelationModule(nn.Module):
             q = questions[:, :, None, None].expand(N, K, P, P, self.question_dim)
             x = self.g(torch.cat([o_i, o_j, q], dim=-1).reshape(N * K * P * P, -1))
         x = x.reshape(N, K, P * P, self.hidden)
+        # Accumulate in float32 at least: in bfloat16 (8 bits of mantissa) a sum of 625
+        # pairs in the hundreds is rounded to steps of 1-4, which drowns the few pairs
+        # that hold the answer.
+        dtype = torch.promote_types(x.dtype, torch.float32)
         if self.aggregation == "sum":
-            return x.sum(2)
+            return x.sum(2, dtype=dtype)
         if self.aggregation == "mean":
-            return x.mean(2)
-        return x.amax(2)
+            return x.mean(2, dtype=dtype)
+        return x.amax(2).to(dtype)
 
     def extra_repr(self) -> str:
         return (
@@ -254,7 +258,9 @@ class _QuestionAnswering(nn.Module):
     def forward(self, inputs: Tensor, questions: Tensor) -> Tensor:
         objects = self._objects(inputs)  # (N, P, D)
         q, single = _split_questions(questions, objects.shape[0], self.question_dim)
-        logits = self.f(self.relation(objects, q))  # (N, K, num_classes)
+        relations = self.relation(objects, q)  # (N, K, g_hidden), float32 or wider
+        with torch.autocast(relations.device.type, enabled=False):  # f is cheap: keep it exact
+            logits = self.f(relations)  # (N, K, num_classes)
         return logits.squeeze(1) if single else logits
 
 
