@@ -104,7 +104,7 @@ def bf16_autocast(device: torch.device, enabled: bool = True) -> Callable[[], An
     """A factory of bfloat16 autocast contexts where bf16 pays, else of null contexts.
 
     It pays on CUDA and on CPUs with AVX512-BF16/AMX matmuls (1.5x on the GPT of
-    ``benchmarks/bench_transformer.py``, 3x on the Relation Network of
+    ``benchmarks/bench_transformer.py``, 2.2x on the Relation Network of
     ``benchmarks/bench_relational.py``); elsewhere bf16 is emulated and slower.
 
     Examples:

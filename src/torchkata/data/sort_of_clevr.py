@@ -38,15 +38,17 @@ paper's 9,800 training and 200 test images, optionally cached on disk.
 from __future__ import annotations
 
 import dataclasses
+import io
 import numbers
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from torchkata.runs import atomic_write_bytes
 
 __all__ = [
     "ANSWERS",
@@ -407,17 +409,10 @@ def _read_cache(path: Path, n: int) -> dict[str, np.ndarray] | None:
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an uncompressed ``.npz`` to a temporary file, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write an uncompressed ``.npz`` atomically (a temporary file renamed over ``path``)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _load_split(n: int, seed: int, cache_dir: Path | None) -> SortOfClevr:

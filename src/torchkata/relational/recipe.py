@@ -56,12 +56,12 @@ class Config:
     images_per_batch: int = 16  # a batch is images_per_batch x questions_per_image questions
     questions_per_image: int = 4  # questions sharing one CNN pass (divides 20)
     conv_channels: int = 24  # the paper's CNN: 4 stride-2 layers of 24 channels
-    g_hidden: int = 128  # g: 4 layers of this width (the paper's 256: 3x slower, see bench)
+    g_hidden: int = 128  # g: 4 layers of this width (the paper's 256: 2.3x slower, see bench)
     f_hidden: int = 256
     lr: float = 1e-4  # Adam peak, the public reference's rate (5e-4 and more stall: see the guide)
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.02  # the cosine ends at lr * min_lr_ratio
-    bf16: bool = True  # bfloat16 autocast on CUDA or CPUs with AVX512-BF16 (3x here)
+    bf16: bool = True  # bfloat16 autocast on CUDA or CPUs with AVX512-BF16 (2.2x here)
     eval_every: int = 1  # epochs between test evaluations (and checkpoints)
     data_dir: str = ""  # where to cache the generated images ("" regenerates, ~1 s)
 
