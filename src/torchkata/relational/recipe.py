@@ -303,7 +303,9 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
             {"results": results, "curves": curves, "model": name, "partial": partial}
         )
     final = curve[-1]
-    return {**final, "parameters": _count(model), "samples_per_s": _rate(cfg, train, curve)}, curve
+    samples = len(curve) * per_epoch * cfg.images_per_batch * cfg.questions_per_image
+    rate = samples / final["seconds"]
+    return {**final, "parameters": _count(model), "samples_per_s": rate}, curve
 
 
 def _format(record: dict) -> str:
@@ -312,12 +314,6 @@ def _format(record: dict) -> str:
 
 def _count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _rate(cfg: Config, train: SortOfClevr, curve: list[dict]) -> float:
-    per_epoch = len(train) * 20 // (cfg.images_per_batch * cfg.questions_per_image)
-    samples = len(curve) * per_epoch * cfg.images_per_batch * cfg.questions_per_image
-    return samples / curve[-1]["seconds"]
 
 
 # ---------------------------------------------------------------- report
