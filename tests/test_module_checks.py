@@ -428,10 +428,10 @@ MODULE_CASES += [
     # tip 4: relation networks (small images: gradcheck differentiates every pixel)
     ModuleCase(
         "ConvObjects",
-        lambda: ConvObjects(in_channels=2, channels=3, num_layers=2),
+        lambda: ConvObjects(in_channels=2, channels=3, num_layers=2, batchnorm_first=True),
         randn(2, 2, 7, 6),
         (2, 4, 5),
-        ("in_channels=2", "channels=3", "num_layers=2"),
+        ("in_channels=2", "channels=3", "num_layers=2", "batchnorm_first=True"),
     ),
     ModuleCase(
         "RelationModule",
@@ -452,6 +452,8 @@ MODULE_CASES += [
             f_hidden=4,
             dropout=0.0,
             aggregation="mean",
+            batchnorm_first=True,
+            relation_norm=True,
         ),
         randn_args((2, 3, 5, 5), (2, 3, 2)),
         (2, 3, 3),

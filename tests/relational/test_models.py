@@ -105,6 +105,37 @@ def test_conv_objects_coordinates_and_layers() -> None:
     assert [cnn.feature_size(s) for s in (75, 64, 8)] == [5, 4, 1]
 
 
+def test_batchnorm_first_ends_each_block_with_relu() -> None:
+    torch.manual_seed(5)
+    images = torch.rand(4, 3, 75, 75)
+    paper, usual = ConvObjects(), ConvObjects(batchnorm_first=True)
+    cells_paper, cells_usual = paper(images)[..., :24], usual(images)[..., :24]
+    assert cells_usual.min() == 0  # ReLU last: non-negative, some cells exactly zero
+    assert cells_paper.min() < 0  # BatchNorm last: centred, so negative values
+    x = images
+    for conv, norm in zip(usual.conv[0::3], usual.conv[1::3], strict=True):
+        x = torch.relu(norm(conv(x)))
+    torch.testing.assert_close(cells_usual, x.flatten(2).transpose(1, 2))
+
+
+def test_relation_norm_normalises_the_aggregate_over_the_batch() -> None:
+    torch.manual_seed(6)
+    model = RelationNetwork(conv_channels=4, g_hidden=8, f_hidden=16, relation_norm=True).double()
+    images, questions = torch.rand(6, 3, 75, 75).double(), torch.rand(6, 3, 11).double()
+    model.train()
+    inputs = {}
+    model.f.register_forward_pre_hook(lambda _, args: inputs.update(x=args[0]))
+    model(images, questions)
+    x = inputs["x"]  # (N K, g_hidden): what f sees
+    assert x.shape == (18, 8)
+    torch.testing.assert_close(x.mean(0), torch.zeros(8, dtype=torch.float64))
+    relations = model.relation(model.encoder(images), questions).flatten(0, 1)
+    expected = (relations - relations.mean(0)) / (relations.var(0, unbiased=False) + 1e-5).sqrt()
+    torch.testing.assert_close(x, expected)
+    assert "relation_norm.running_mean" in model.state_dict()
+    assert "relation_norm.running_mean" not in RelationNetwork(g_hidden=8).state_dict()
+
+
 def test_reference_layer_sizes() -> None:
     """The public reference's sizes: g (2 x 26 + 11) -> 256 x 4; f 256-256-256-10;
     CNN+MLP 5*5*24 + 11 -> 256 -> 256 -> 10."""

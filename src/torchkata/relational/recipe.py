@@ -58,6 +58,8 @@ class Config:
     conv_channels: int = 24  # the paper's CNN: 4 stride-2 layers of 24 channels
     g_hidden: int = 128  # g: 4 layers of this width (the paper's 256: 2.3x slower, see bench)
     f_hidden: int = 256
+    batchnorm_first: bool = False  # the CNN as Conv → BatchNorm → ReLU (the paper: ReLU first)
+    relation_norm: bool = False  # BatchNorm1d on the summed relations before f
     lr: float = 1e-4  # Adam peak, the public reference's rate (5e-4 and more stall: see the guide)
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.02  # the cosine ends at lr * min_lr_ratio
@@ -238,7 +240,11 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
     torch.manual_seed(run.seed)
     if name == "rn":
         model = RelationNetwork(
-            conv_channels=cfg.conv_channels, g_hidden=cfg.g_hidden, f_hidden=cfg.f_hidden
+            conv_channels=cfg.conv_channels,
+            g_hidden=cfg.g_hidden,
+            f_hidden=cfg.f_hidden,
+            batchnorm_first=cfg.batchnorm_first,
+            relation_norm=cfg.relation_norm,
         )
     else:
         model = CNNMLP(conv_channels=cfg.conv_channels, f_hidden=cfg.f_hidden)
