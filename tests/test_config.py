@@ -71,7 +71,7 @@ def test_make_config_applies_preset_then_overrides():
         make_config(Config, presets, "fast")
 
 
-@pytest.mark.parametrize("tip", registry.built(), ids=lambda t: t.name)
+@pytest.mark.parametrize("tip", registry.TIPS, ids=lambda t: t.name)
 def test_every_preset_of_every_recipe_validates(tip):
     module = tip.load()
     assert {"quick", "full"} <= set(module.PRESETS)

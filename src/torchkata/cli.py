@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         "tour", help="run every recipe's preset and write one report", epilog=TOUR_EXAMPLES
     )
     tour.add_argument("--preset", default="quick", help="default: quick")
-    tour.add_argument("--only", help="comma-separated recipe names (default: all built)")
+    tour.add_argument("--only", help="comma-separated recipe names (default: all ten)")
     tour.add_argument("--seed", type=int, default=0, help="default: 0")
     tour.add_argument("--device", choices=DEVICES, default="auto", help="default: auto")
     tour.add_argument("--out", help="tour folder (default: runs/tour-<timestamp>)")
@@ -117,20 +117,14 @@ def _error(message: str) -> int:
 
 
 def _unknown(name: str) -> int:
-    known = ", ".join(t.name for t in registry.built())
-    planned = ", ".join(t.name for t in registry.TIPS if not t.built)
-    message = f"unknown recipe {name!r}; known recipes: {known}"
-    if any(t.name == name for t in registry.TIPS):
-        message = f"recipe {name!r} is not built yet; built recipes: {known}"
-    elif planned:
-        message += f" (planned: {planned})"
-    return _error(message)
+    known = ", ".join(t.name for t in registry.TIPS)
+    return _error(f"unknown recipe {name!r}; known recipes: {known}")
 
 
 def _cmd_ls() -> int:
     rows = [("tip", "recipe", "presets", "what it does")]
     for tip in registry.TIPS:
-        presets = ", ".join(tip.load().PRESETS) if tip.built else "(not built yet)"
+        presets = ", ".join(tip.load().PRESETS)
         rows.append((str(tip.number), tip.name, presets, tip.summary))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
@@ -193,7 +187,7 @@ def _launch(args: argparse.Namespace, run: Run) -> int:
 def _supports_distributed(name: str, module) -> str | None:
     if getattr(module, "SUPPORTS_DISTRIBUTED", False):
         return None
-    able = [t.name for t in registry.built() if getattr(t.load(), "SUPPORTS_DISTRIBUTED", False)]
+    able = [t.name for t in registry.TIPS if getattr(t.load(), "SUPPORTS_DISTRIBUTED", False)]
     return f"--nproc: recipe {name!r} trains in one process; recipes that support --nproc: " + (
         ", ".join(able) or "none"
     )
@@ -221,8 +215,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             tip = registry.get(args.name)
         except KeyError:
-            return _unknown(args.name)
-        if not tip.built:
             return _unknown(args.name)
         module = tip.load()
         try:
@@ -253,7 +245,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_tour(args: argparse.Namespace) -> int:
     from torchkata.report import write_tour_report
 
-    tips = registry.built()
+    tips = registry.TIPS
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         for name in names:

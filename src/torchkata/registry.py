@@ -17,23 +17,17 @@ from types import ModuleType
 
 @dataclasses.dataclass(frozen=True)
 class Tip:
-    """One tip of the source document and its recipe (``module=None`` while not built)."""
+    """One tip of the source document and its recipe."""
 
     number: int
     name: str  # the recipe's name on the command line
     title: str
     summary: str  # one line for `torchkata ls`
-    module: str | None = None
-    guide: str | None = None  # path of the English guide, relative to the repository
-
-    @property
-    def built(self) -> bool:
-        return self.module is not None
+    module: str  # the recipe module, imported by load()
+    guide: str  # path of the English guide, relative to the repository
 
     def load(self) -> ModuleType:
         """Import the recipe module."""
-        if self.module is None:
-            raise ValueError(f"recipe {self.name!r} (tip {self.number}) is not built yet")
         return importlib.import_module(self.module)
 
 
@@ -127,8 +121,3 @@ def get(name: str) -> Tip:
         if tip.name == name:
             return tip
     raise KeyError(name)
-
-
-def built() -> list[Tip]:
-    """The tips whose recipe exists, in tip order."""
-    return [tip for tip in TIPS if tip.built]

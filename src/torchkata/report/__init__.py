@@ -259,10 +259,8 @@ def write_tour_report(
         else:
             if tip.name in failures:
                 status, css = f"failed: {failures[tip.name]}", "failed"
-            elif tip.built:
-                status, css = "not run in this tour", "missing"
             else:
-                status, css = "not built yet", "missing"
+                status, css = "not run in this tour", "missing"
             md = f"## {tip.name} — {tip.title} (tip {tip.number})\n\n*{status}*\n"
             md_parts.append(md)
             html_sections.append(
