@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from torchkata.data import SortOfClevr, load_sort_of_clevr
+from torchkata.data.sort_of_clevr import answer_questions
 from torchkata.relational import RelationNetwork
 from torchkata.runs import bf16_autocast
 
@@ -30,9 +31,7 @@ def questions(data: SortOfClevr, subtypes: list[int], n: int, gen: torch.Generat
     q[torch.arange(n), color] = 1
     q[:, 6] = 1  # non-relational
     q[torch.arange(n), 8 + subtype] = 1
-    x, y = data.centers[image, color, 0], data.centers[image, color, 1]
-    answer = torch.where(subtype == 1, (x >= 37.5).long(), (y >= 37.5).long())  # 0 yes, 1 no
-    answer = torch.where(subtype == 0, 2 + data.shapes[image, color], answer)  # 2 sq, 3 circle
+    answer = answer_questions(q[:, None], data.shapes[image], data.centers[image])[:, 0]
     return data.images[image].float() / 255, q, answer
 
 
