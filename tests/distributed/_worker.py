@@ -113,3 +113,4 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    distributed.exit_process(0)

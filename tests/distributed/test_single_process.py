@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -171,3 +173,10 @@ def test_accumulation_step_is_a_no_op_on_plain_models():
         with distributed.accumulation_step(model, is_last=False):
             model(torch.randn(2, 3)).sum().backward()
     assert model.weight.grad is not None
+
+
+def test_exit_process_flushes_and_exits_with_the_status():
+    # Piped stdout is block-buffered: without the flush, os._exit would lose "done".
+    code = "from torchkata import distributed\nprint('done', end='')\ndistributed.exit_process(3)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (3, "done")

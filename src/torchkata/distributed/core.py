@@ -17,10 +17,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -36,6 +37,7 @@ __all__ = [
     "all_reduce_mean",
     "barrier",
     "data_parallel",
+    "exit_process",
     "full_optimizer_state_dict",
     "full_state_dict",
     "init",
@@ -154,6 +156,21 @@ def shutdown() -> None:
         dist.barrier()
         dist.destroy_process_group()
     _INFO = None
+
+
+def exit_process(status: int = 0) -> NoReturn:
+    """End this process now with ``status``, skipping the interpreter's teardown.
+
+    For the entry point of a torchrun worker, after :func:`shutdown`. Two-process gloo jobs
+    on a loaded CPU here aborted in about 1 of 20 runs *after* their last line of Python
+    ("terminate called without an active exception", SIGABRT, no Python frame): a gloo
+    thread is still joinable while C++ objects are destroyed at exit, and torchrun then
+    reports the whole job failed although its work was done and written. Flushing the
+    standard streams and ``os._exit`` skip that teardown (and ``atexit`` handlers).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def rank() -> int:

@@ -355,4 +355,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from torchkata.distributed import exit_process
+
+    exit_process(main())  # a worker of torchrun: see exit_process
