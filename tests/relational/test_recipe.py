@@ -8,11 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
+import torch
 
 from torchkata.cli import main
+from torchkata.data import load_sort_of_clevr
+from torchkata.data.sort_of_clevr import question_type
+from torchkata.relational import RelationNetwork, recipe
+from torchkata.runs import bf16_autocast
 
 TINY = [
     "--preset", "full",
@@ -46,7 +52,8 @@ def test_tiny_run_matches_pinned_cpu_metrics(tmp_path, capsys):
 
 def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_result(tmp_path):
     args = [sys.executable, "-m", "torchkata", "run", "relational", "--device", "cpu", *TINY,
-            "--set", "state_models=", "--set", "pixel_models=rn", "--set", "epochs=3"]  # fmt: skip
+            "--set", "state_models=", "--set", "pixel_models=rn", "--set", "epochs=3",
+            "--set", "curriculum_steps=3"]  # fmt: skip
     straight = subprocess.run([*args, "--out", str(tmp_path / "a")], capture_output=True,
                               text=True)  # fmt: skip
     assert straight.returncode == 0, straight.stderr
@@ -55,7 +62,7 @@ def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_result(tmp_path
     proc = subprocess.Popen([*args, "--out", str(tmp_path / "b")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 120
-    while True:  # kill it once the first epoch's checkpoint is written
+    while True:  # kill it once the first checkpoint (after the curriculum) is written
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         found = list((tmp_path / "b").glob("relational-*/checkpoint/latest.json"))
@@ -74,4 +81,38 @@ def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_result(tmp_path
         assert got["results"]["rn"][key] == expected["results"]["rn"][key], key
     epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text()
               .splitlines()]  # fmt: skip
-    assert epochs == [1, 2, 3]
+    assert epochs == [0, 1, 2, 3]  # epoch 0: after the curriculum, which is not redone
+
+
+def test_curriculum_trains_on_the_chosen_question_types_only(monkeypatch):
+    train, _ = load_sort_of_clevr(30, 1, seed=0)
+    seen = []
+    monkeypatch.setattr(
+        recipe, "_step", lambda model, opt, autocast, x, q, y: seen.append((x, q, y))
+    )
+    cfg = recipe.Config(curriculum_steps=4, curriculum_types=("top", "count"), curriculum_batch=8)
+    model = RelationNetwork(conv_channels=4, g_hidden=8, f_hidden=8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1.0)
+    run = types.SimpleNamespace(device=torch.device("cpu"), progress=lambda it, **_: it)
+    gen = torch.Generator().manual_seed(0)
+    recipe._curriculum(cfg, run, "rn", model, optimizer, train, bf16_autocast(torch.device("cpu"), False), gen)
+    assert len(seen) == 4 and optimizer.param_groups[0]["lr"] == cfg.lr
+    kinds = torch.cat([question_type(q).flatten() for _, q, _ in seen])  # (4 * 8,)
+    assert set(kinds.tolist()) == {2, 5}  # top and count, both drawn
+    for x, q, y in seen:  # each question with its own image and answer
+        assert x.shape == (8, 3, 75, 75) and q.shape == (8, 1, 11) and y.shape == (8, 1)
+        match = (train.questions[:, None] == q[None, :, 0, None]).all(-1)  # (N, 8, 20)
+        image = (train.images[:, None].float() / 255 == x[None]).flatten(2).all(-1)  # (N, 8)
+        n, b, k = (match & image[..., None]).nonzero(as_tuple=True)
+        assert set(b.tolist()) == set(range(8))
+        assert (train.answers[n, k] == y[b, 0]).all()
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [("curriculum_types=middle", "curriculum_types"), ("curriculum_steps=-1", "curriculum_steps"),
+     ("curriculum_batch=0", "curriculum_batch")],
+)  # fmt: skip
+def test_bad_curriculum_settings_are_rejected(setting, message, capsys):
+    assert main(["run", "relational", "--set", setting]) != 0
+    assert message in capsys.readouterr().err

@@ -60,6 +60,9 @@ class Config:
     f_hidden: int = 256
     batchnorm_first: bool = False  # the CNN as Conv → BatchNorm → ReLU (the paper: ReLU first)
     relation_norm: bool = False  # BatchNorm1d on the summed relations before f
+    curriculum_steps: int = 0  # steps on curriculum_types' questions alone, before epoch 1
+    curriculum_types: tuple[str, ...] = ("left",)  # see QUESTION_TYPES
+    curriculum_batch: int = 64  # questions per curriculum step, each about its own image
     lr: float = 1e-4  # Adam peak, the public reference's rate (5e-4 and more stall: see the guide)
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.02  # the cosine ends at lr * min_lr_ratio
@@ -75,12 +78,19 @@ class Config:
         for name in ("n_train", "n_test", "state_epochs", "state_hidden", "epochs",
                      "state_batch",
                      "images_per_batch", "conv_channels", "g_hidden", "f_hidden",
-                     "eval_every"):  # fmt: skip
+                     "eval_every", "curriculum_batch"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
         if self.questions_per_image not in (1, 2, 4, 5, 10, 20):
             raise ValueError(
                 f"questions_per_image: expected a divisor of 20, got {self.questions_per_image!r}"
+            )
+        if self.curriculum_steps < 0:
+            raise ValueError(f"curriculum_steps: expected >= 0, got {self.curriculum_steps!r}")
+        if not self.curriculum_types or any(t not in QUESTION_TYPES for t in self.curriculum_types):
+            raise ValueError(
+                f"curriculum_types: expected a non-empty subset of {QUESTION_TYPES}, "
+                f"got {self.curriculum_types!r}"
             )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio: expected a value in [0, 1], got {self.min_lr_ratio}")
@@ -252,17 +262,47 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(run.seed)
     autocast = bf16_autocast(run.device, cfg.bf16)
-    per_epoch = len(train) * 20 // (cfg.images_per_batch * cfg.questions_per_image)
+    batch = cfg.images_per_batch * cfg.questions_per_image
+    per_epoch = len(train) * 20 // batch
     total, warmup = cfg.epochs * per_epoch, round(cfg.warmup_epochs * per_epoch)
-    curve, first_epoch, seconds = [], 1, 0.0
+    curve, first_epoch, seconds, samples = [], 1, 0.0, 0
     if partial:  # resume mid-training
         model.load_state_dict(partial["model_state"])
         optimizer.load_state_dict(partial["optimizer"])
         gen.set_state(partial["gen"])
         torch.set_rng_state(partial["rng"])
-        curve, first_epoch, seconds = partial["curve"], partial["next_epoch"], partial["seconds"]
+        curve, first_epoch = partial["curve"], partial["next_epoch"]
+        seconds = partial["seconds"]
+        samples = partial.get("samples", (first_epoch - 1) * per_epoch * batch)  # older runs
     run.info(f"pixels {name}: {_count(model):,} parameters, {per_epoch:,} steps per epoch")
-    images_u8, answers = train.images, train.answers
+
+    def checkpoint(next_epoch: int) -> None:
+        partial = {
+            "model_state": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "gen": gen.get_state(),
+            "rng": torch.get_rng_state(),  # dropout's random numbers
+            "curve": curve,
+            "next_epoch": next_epoch,
+            "seconds": seconds,
+            "samples": samples,
+        }
+        run.save_checkpoint(
+            {"results": results, "curves": curves, "model": name, "partial": partial}
+        )
+
+    if cfg.curriculum_steps and not partial:
+        start = time.perf_counter()
+        _curriculum(cfg, run, name, model, optimizer, train, autocast, gen)
+        seconds += time.perf_counter() - start
+        samples += cfg.curriculum_steps * cfg.curriculum_batch
+        # epoch 0: where the full task starts from
+        curve.append(
+            {"epoch": 0, "seconds": seconds} | _evaluate(model, test.images, test, autocast)
+        )
+        run.log({"part": "pixels", "model": name, **curve[-1]})
+        run.info(f"pixels {name} after the curriculum: " + _format(curve[-1]))
+        checkpoint(1)
     for epoch in range(first_epoch, cfg.epochs + 1):
         model.train()
         start, losses = time.perf_counter(), []
@@ -274,18 +314,13 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
         ):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * _lr_factor(step, total, warmup, cfg.min_lr_ratio)
-            x = images_u8[images].to(run.device).float() / 255  # (B, 3, 75, 75)
+            x = train.images[images].to(run.device).float() / 255  # (B, 3, 75, 75)
             q = train.questions[images[:, None], questions].to(run.device)  # (B, K, 11)
-            y = answers[images[:, None], questions].to(run.device)  # (B, K)
-            with autocast():
-                logits = model(x, q)  # (B, K, 10)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach())
+            y = train.answers[images[:, None], questions].to(run.device)  # (B, K)
+            losses.append(_step(model, optimizer, autocast, x, q, y))
             step += 1
         seconds += time.perf_counter() - start
+        samples += per_epoch * batch
         record = {
             "epoch": epoch,
             "train_loss": torch.stack(losses).mean().item(),
@@ -296,22 +331,47 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
         curve.append(record)
         run.log({"part": "pixels", "model": name, **record})
         run.info(f"pixels {name} epoch {epoch}: " + _format(record))
-        partial = {
-            "model_state": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "gen": gen.get_state(),
-            "rng": torch.get_rng_state(),  # dropout's random numbers
-            "curve": curve,
-            "next_epoch": epoch + 1,
-            "seconds": seconds,
-        }
-        run.save_checkpoint(
-            {"results": results, "curves": curves, "model": name, "partial": partial}
-        )
+        checkpoint(epoch + 1)
     final = curve[-1]
-    samples = len(curve) * per_epoch * cfg.images_per_batch * cfg.questions_per_image
     rate = samples / final["seconds"]
     return {**final, "parameters": _count(model), "samples_per_s": rate}, curve
+
+
+def _step(model, optimizer, autocast, x: torch.Tensor, q: torch.Tensor, y: torch.Tensor):
+    """One optimizer step on images x (B, 3, 75, 75), questions q (B, K, 11) and answers
+    y (B, K); returns the detached loss."""
+    with autocast():
+        logits = model(x, q)  # (B, K, 10)
+    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _curriculum(cfg, run, name, model, optimizer, train, autocast, gen) -> None:
+    """``curriculum_steps`` steps at the peak rate on the training questions of
+    ``curriculum_types`` alone, ``curriculum_batch`` of them drawn at random per step
+    (each with its own image's CNN pass).
+
+    The full task first learns what the whole picture says (majority shape, counts) and
+    stays there for epochs (the guide's plateau); "is the <colour> object on the left?"
+    alone has no such shortcut, so the RN must learn to find an object by its colour,
+    which every question type needs.
+    """
+    kinds = question_type(train.questions)  # (N, 20)
+    wanted = torch.tensor([QUESTION_TYPES.index(t) for t in cfg.curriculum_types])
+    images, slots = torch.isin(kinds, wanted).nonzero(as_tuple=True)  # (M,), (M,)
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr
+    model.train()
+    for _ in run.progress(range(cfg.curriculum_steps), desc=f"pixels {name} curriculum"):
+        pick = torch.randint(len(images), (cfg.curriculum_batch,), generator=gen)
+        i, k = images[pick], slots[pick, None]  # (B,), (B, 1)
+        x = train.images[i].to(run.device).float() / 255  # (B, 3, 75, 75)
+        q = train.questions[i[:, None], k].to(run.device)  # (B, 1, 11)
+        y = train.answers[i[:, None], k].to(run.device)  # (B, 1)
+        _step(model, optimizer, autocast, x, q, y)
 
 
 def _format(record: dict) -> str:
