@@ -25,7 +25,7 @@ TINY = [
     "--set", "n_train=48", "--set", "n_test=10",
     "--set", "state_models=rn-sum,mlp", "--set", "state_epochs=2", "--set", "state_hidden=32",
     "--set", "epochs=2", "--set", "images_per_batch=4", "--set", "conv_channels=8",
-    "--set", "g_hidden=32", "--set", "f_hidden=32",
+    "--set", "g_hidden=32", "--set", "f_hidden=32", "--set", "curriculum_steps=0",
 ]  # fmt: skip
 
 
@@ -42,7 +42,7 @@ def test_tiny_run_matches_pinned_cpu_metrics(tmp_path, capsys):
         assert 0 <= r["relational"] <= 100 and 0 <= r["non-relational"] <= 100
     # Pinned on the development machine (x86_64 CPU with AVX512-BF16, torch 2.13.0, one
     # thread): overall test accuracy (%) after two tiny epochs.
-    pinned = {"rn-sum": 26.0, "mlp": 27.0, "rn": 28.0, "cnn-mlp": 27.0}
+    pinned = {"rn-sum": 26.0, "mlp": 27.0, "rn": 20.5, "cnn-mlp": 27.0}
     for name, value in pinned.items():
         assert results[name]["overall"] == pytest.approx(value, abs=1.0), name
     report = (run_dir / "report.md").read_text()
@@ -95,7 +95,9 @@ def test_curriculum_trains_on_the_chosen_question_types_only(monkeypatch):
     optimizer = torch.optim.Adam(model.parameters(), lr=1.0)
     run = types.SimpleNamespace(device=torch.device("cpu"), progress=lambda it, **_: it)
     gen = torch.Generator().manual_seed(0)
-    recipe._curriculum(cfg, run, "rn", model, optimizer, train, bf16_autocast(torch.device("cpu"), False), gen)
+    recipe._curriculum(
+        cfg, run, "rn", model, optimizer, train, bf16_autocast(torch.device("cpu"), False), gen
+    )
     assert len(seen) == 4 and optimizer.param_groups[0]["lr"] == cfg.lr
     kinds = torch.cat([question_type(q).flatten() for _, q, _ in seen])  # (4 * 8,)
     assert set(kinds.tolist()) == {2, 5}  # top and count, both drawn
