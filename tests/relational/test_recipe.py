@@ -118,3 +118,20 @@ def test_curriculum_trains_on_the_chosen_question_types_only(monkeypatch):
 def test_bad_curriculum_settings_are_rejected(setting, message, capsys):
     assert main(["run", "relational", "--set", setting]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_precise_batchnorm_sets_the_average_of_the_batch_statistics():
+    train, _ = load_sort_of_clevr(40, 1, seed=0)
+    cfg = recipe.Config(precise_bn_batches=3, images_per_batch=4, questions_per_image=5)
+    torch.manual_seed(0)
+    model = RelationNetwork(conv_channels=4, g_hidden=8, f_hidden=8, relation_norm=True)
+    norm = model.relation_norm
+    seen = []  # the batch mean of the relations entering relation_norm, per forward
+    norm.register_forward_hook(lambda m, args, out: seen.append(args[0].double().mean(0)))
+    run = types.SimpleNamespace(device=torch.device("cpu"), seed=0)
+    rng = torch.get_rng_state()
+    recipe._precise_batchnorm(cfg, run, model, train, bf16_autocast(torch.device("cpu"), False))
+    assert len(seen) == 3
+    torch.testing.assert_close(norm.running_mean.double(), torch.stack(seen).mean(0))
+    assert norm.momentum == 0.1 and int(norm.num_batches_tracked) == 3
+    assert torch.equal(torch.get_rng_state(), rng)  # training's random numbers untouched
