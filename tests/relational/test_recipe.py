@@ -42,7 +42,7 @@ def test_tiny_run_matches_pinned_cpu_metrics(tmp_path, capsys):
         assert 0 <= r["relational"] <= 100 and 0 <= r["non-relational"] <= 100
     # Pinned on the development machine (x86_64 CPU with AVX512-BF16, torch 2.13.0, one
     # thread): overall test accuracy (%) after two tiny epochs.
-    pinned = {"rn-sum": 26.0, "mlp": 27.0, "rn": 20.5, "cnn-mlp": 27.0}
+    pinned = {"rn-sum": 26.0, "mlp": 27.0, "rn": 22.5, "cnn-mlp": 27.0}
     for name, value in pinned.items():
         assert results[name]["overall"] == pytest.approx(value, abs=1.0), name
     report = (run_dir / "report.md").read_text()
