@@ -91,10 +91,9 @@ class Config:
             raise ValueError(
                 f"questions_per_image: expected a divisor of 20, got {self.questions_per_image!r}"
             )
-        if self.precise_bn_batches < 0:
-            raise ValueError(f"precise_bn_batches: expected >= 0, got {self.precise_bn_batches!r}")
-        if self.curriculum_steps < 0:
-            raise ValueError(f"curriculum_steps: expected >= 0, got {self.curriculum_steps!r}")
+        for name in ("curriculum_steps", "precise_bn_batches"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
         if not self.curriculum_types or any(t not in QUESTION_TYPES for t in self.curriculum_types):
             raise ValueError(
                 f"curriculum_types: expected a non-empty subset of {QUESTION_TYPES}, "
