@@ -291,7 +291,7 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
     run.info(f"pixels {name}: {_count(model):,} parameters, {per_epoch:,} steps per epoch")
 
     def checkpoint(next_epoch: int) -> None:
-        partial = {
+        state = {
             "model_state": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "gen": gen.get_state(),
@@ -302,7 +302,7 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
             "samples": samples,
         }
         run.save_checkpoint(
-            {"results": results, "curves": curves, "model": name, "partial": partial}
+            {"results": results, "curves": curves, "model": name, "partial": state}
         )
 
     if cfg.curriculum_steps and not partial:
