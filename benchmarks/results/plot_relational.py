@@ -24,9 +24,11 @@ def main() -> None:
     for folder in sorted(HERE.glob("relational-*/")):
         records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
         records = [r for r in records if r.get("part") == "pixels" and "relational" in r]
-        epochs = [r["epoch"] for r in records]
         for ax, kind in zip(axes, ("non-relational", "relational"), strict=True):
-            ax.plot(epochs, [r[kind] for r in records], marker="o", ms=3, label=folder.name)
+            # Epoch 0 (after a curriculum of "left" questions) has no relational answers.
+            shown = [r for r in records if kind == "non-relational" or r["epoch"] > 0]
+            ax.plot([r["epoch"] for r in shown], [r[kind] for r in shown], marker="o", ms=3,
+                    label=folder.name)  # fmt: skip
     for ax, kind in zip(axes, ("non-relational", "relational"), strict=True):
         ax.axhline(94, color="k", ls="--", lw=1, label="RN, paper (> 94)")
         if kind == "relational":
