@@ -301,9 +301,7 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
             "seconds": seconds,
             "samples": samples,
         }
-        run.save_checkpoint(
-            {"results": results, "curves": curves, "model": name, "partial": state}
-        )
+        run.save_checkpoint({"results": results, "curves": curves, "model": name, "partial": state})
 
     if cfg.curriculum_steps and not partial:
         start = time.perf_counter()
@@ -329,9 +327,7 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
         ):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * _lr_factor(step, total, warmup, cfg.min_lr_ratio)
-            x = train.images[images].to(run.device).float() / 255  # (B, 3, 75, 75)
-            q = train.questions[images[:, None], questions].to(run.device)  # (B, K, 11)
-            y = train.answers[images[:, None], questions].to(run.device)  # (B, K)
+            x, q, y = _pixel_batch(train, images, questions, run.device)
             losses.append(_step(model, optimizer, autocast, x, q, y))
             step += 1
         seconds += time.perf_counter() - start
@@ -351,6 +347,15 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
     final = curve[-1]
     rate = samples / final["seconds"]
     return {**final, "parameters": _count(model), "samples_per_s": rate}, curve
+
+
+def _pixel_batch(data: SortOfClevr, images: torch.Tensor, slots: torch.Tensor, device):
+    """Images (B, 3, 75, 75) as floats in [0, 1], questions (B, K, 11) and answers (B, K)
+    for image indices (B,) and the indices (B, K) of K of each image's 20 questions."""
+    x = data.images[images].to(device).float() / 255
+    q = data.questions[images[:, None], slots].to(device)
+    y = data.answers[images[:, None], slots].to(device)
+    return x, q, y
 
 
 def _step(model, optimizer, autocast, x: torch.Tensor, q: torch.Tensor, y: torch.Tensor):
@@ -383,10 +388,7 @@ def _curriculum(cfg, run, name, model, optimizer, train, autocast, gen) -> None:
     model.train()
     for _ in run.progress(range(cfg.curriculum_steps), desc=f"pixels {name} curriculum"):
         pick = torch.randint(len(images), (cfg.curriculum_batch,), generator=gen)
-        i, k = images[pick], slots[pick, None]  # (B,), (B, 1)
-        x = train.images[i].to(run.device).float() / 255  # (B, 3, 75, 75)
-        q = train.questions[i[:, None], k].to(run.device)  # (B, 1, 11)
-        y = train.answers[i[:, None], k].to(run.device)  # (B, 1)
+        x, q, y = _pixel_batch(train, images[pick], slots[pick, None], run.device)
         _step(model, optimizer, autocast, x, q, y)
 
 
@@ -413,9 +415,9 @@ def _precise_batchnorm(cfg, run, model, train, autocast) -> None:
     model.train()
     with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
         for images, questions in itertools.islice(batches, cfg.precise_bn_batches):
-            x = train.images[images].to(run.device).float() / 255  # (B, 3, 75, 75)
+            x, q, _ = _pixel_batch(train, images, questions, run.device)
             with autocast():
-                model(x, train.questions[images[:, None], questions].to(run.device))
+                model(x, q)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
 
