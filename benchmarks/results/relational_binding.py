@@ -2,9 +2,11 @@
 
     python benchmarks/results/relational_binding.py --subtypes 1      # "is <colour> on the left?"
     python benchmarks/results/relational_binding.py --subtypes 1,2    # left or top
+    python benchmarks/results/relational_binding.py --subtypes 1,2 --fp32          # no bf16
+    python benchmarks/results/relational_binding.py --subtypes 1,2 --g-hidden 256  # wider g
 
-Trains the recipe's RelationNetwork (g 4 x 128, batchnorm_first, relation_norm, bf16) on
-Sort-of-CLEVR images with questions about a random colour of the chosen non-relational
+Trains the recipe's RelationNetwork (g 4 x 128, batchnorm_first, relation_norm, bf16; see
+the options) on Sort-of-CLEVR images with questions about a random colour of the chosen non-relational
 subtypes only (0 shape, 1 left, 2 top), 64 images x 1 question per step, Adam, one
 thread, and prints the test accuracy on 1,000 such questions every 250 steps.
 """
@@ -40,14 +42,18 @@ def main() -> None:
     parser.add_argument("--subtypes", default="1", help="comma-separated: 0 shape, 1 left, 2 top")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--g-hidden", type=int, default=128, help="width of g's 4 layers")
+    parser.add_argument("--fp32", action="store_true", help="float32 instead of bf16 autocast")
     args = parser.parse_args()
     subtypes = [int(s) for s in args.subtypes.split(",")]
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train, test = load_sort_of_clevr()
-    model = RelationNetwork(g_hidden=128, f_hidden=256, batchnorm_first=True, relation_norm=True)
+    model = RelationNetwork(
+        g_hidden=args.g_hidden, f_hidden=256, batchnorm_first=True, relation_norm=True
+    )
     optimizer = torch.optim.Adam(model.parameters(), args.lr)
-    autocast = bf16_autocast(torch.device("cpu"), True)
+    autocast = bf16_autocast(torch.device("cpu"), not args.fp32)
     gen, test_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     x_test, q_test, y_test = questions(test, subtypes, 1000, test_gen)
     for step in range(1, args.steps + 1):
