@@ -105,6 +105,28 @@ def test_conv_objects_coordinates_and_layers() -> None:
     assert [cnn.feature_size(s) for s in (75, 64, 8)] == [5, 4, 1]
 
 
+def test_coord_conv_feeds_each_pixels_position_to_the_first_conv() -> None:
+    cnn = ConvObjects(coord_conv=True).double()
+    assert cnn.conv[0].weight.shape == (24, 5, 3, 3)  # RGB + (x, y)
+    with torch.no_grad():  # unit 0 reads x at the kernel's centre, unit 1 reads y
+        cnn.conv[0].weight.zero_()
+        cnn.conv[0].bias.zero_()
+        cnn.conv[0].weight[0, 3, 1, 1] = 1.0
+        cnn.conv[0].weight[1, 4, 1, 1] = 1.0
+    images = torch.rand(2, 3, 75, 75).double()
+    first = cnn.conv[0](torch.cat([images, torch.zeros(2, 2, 75, 75).double()], 1))
+    captured = {}
+    cnn.conv[0].register_forward_hook(
+        lambda _, __, out: captured.update(out=out.clone())
+    )  # before ReLU(inplace)
+    assert cnn(images).shape == (2, 25, 26)
+    pixel = torch.linspace(-1, 1, 75).double()[0::2]  # stride 2: centres at pixels 0, 2, ...
+    torch.testing.assert_close(captured["out"][:, 0], pixel.expand(2, 38, 38))  # x: columns
+    torch.testing.assert_close(captured["out"][:, 1], pixel[:, None].expand(2, 38, 38))  # y: rows
+    # the colour channels' weights act on the image exactly as without coordinates
+    torch.testing.assert_close(captured["out"][:, 2:], first[:, 2:])
+
+
 def test_batchnorm_first_ends_each_block_with_relu() -> None:
     torch.manual_seed(5)
     images = torch.rand(4, 3, 75, 75)

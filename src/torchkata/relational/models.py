@@ -82,6 +82,13 @@ def _split_questions(questions: Tensor, num_images: int, question_dim: int) -> t
     return (questions.unsqueeze(1) if single else questions), single
 
 
+def _grid(height: int, width: int, like: Tensor) -> Tensor:
+    """(height, width, 2): each position's (x, y) in [-1, 1], x left to right, y top down."""
+    ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
+    xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)
+
+
 class ConvObjects(nn.Module):
     r"""A CNN whose last feature map's cells, with their coordinates, are the objects.
 
@@ -96,6 +103,10 @@ class ConvObjects(nn.Module):
         num_layers: conv blocks; each halves the size (75 → 38 → 19 → 10 → 5). Default: ``4``.
         batchnorm_first: ``Conv2d → BatchNorm2d → ReLU`` instead (the usual order; it learns
             faster here, see the tip 4 guide). Default: ``False``.
+        coord_conv: append each pixel's (x, y) in [-1, 1] to the image as two more input
+            channels (CoordConv, Liu et al. 2018), so a cell can say precisely where an
+            object lies within its receptive field, not only which cell it is in.
+            Default: ``False``.
 
     Shape:
         - Input: :math:`(N, C_{in}, H, W)` float images.
@@ -113,14 +124,16 @@ class ConvObjects(nn.Module):
         channels: int = 24,
         num_layers: int = 4,
         batchnorm_first: bool = False,
+        coord_conv: bool = False,
     ) -> None:
         super().__init__()
         _check_positive(in_channels=in_channels, channels=channels, num_layers=num_layers)
         self.in_channels, self.channels, self.num_layers = in_channels, channels, num_layers
-        self.batchnorm_first = batchnorm_first
+        self.batchnorm_first, self.coord_conv = batchnorm_first, coord_conv
+        first_in = in_channels + 2 if coord_conv else in_channels
         layers: list[nn.Module] = []
         for i in range(num_layers):
-            conv = nn.Conv2d(in_channels if i == 0 else channels, channels, 3, stride=2, padding=1)
+            conv = nn.Conv2d(first_in if i == 0 else channels, channels, 3, stride=2, padding=1)
             relu, norm = nn.ReLU(inplace=True), nn.BatchNorm2d(channels)
             layers += [conv, norm, relu] if batchnorm_first else [conv, relu, norm]
         self.conv = nn.Sequential(*layers)
@@ -135,23 +148,29 @@ class ConvObjects(nn.Module):
             image_size = (image_size + 1) // 2
         return image_size
 
-    def forward(self, images: Tensor) -> Tensor:
+    def feature_map(self, images: Tensor) -> Tensor:
+        """The last conv block's output, :math:`(N, C, H', W')`."""
         if images.dim() != 4 or images.shape[1] != self.in_channels:
             raise ValueError(
                 f"images: expected shape (N, {self.in_channels}, H, W), got {tuple(images.shape)}"
             )
-        x = self.conv(images)
+        if self.coord_conv:
+            N, _, H, W = images.shape
+            grid = _grid(H, W, images).movedim(-1, 0)  # (2, H, W)
+            images = torch.cat([images, grid.expand(N, -1, -1, -1)], dim=1)
+        return self.conv(images)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.feature_map(images)
         N, _, H, W = x.shape  # (N, C, H', W')
-        ys = torch.linspace(-1.0, 1.0, H, device=x.device, dtype=x.dtype)
-        xs = torch.linspace(-1.0, 1.0, W, device=x.device, dtype=x.dtype)
-        coords = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H', W', 2)
         cells = x.flatten(2).transpose(1, 2)  # (N, P, C)
-        return torch.cat([cells, coords.reshape(1, H * W, 2).expand(N, -1, -1)], dim=2)
+        return torch.cat([cells, _grid(H, W, x).reshape(1, H * W, 2).expand(N, -1, -1)], dim=2)
 
     def extra_repr(self) -> str:
         return (
             f"in_channels={self.in_channels}, channels={self.channels}, "
-            f"num_layers={self.num_layers}, batchnorm_first={self.batchnorm_first}"
+            f"num_layers={self.num_layers}, batchnorm_first={self.batchnorm_first}, "
+            f"coord_conv={self.coord_conv}"
         )
 
 
@@ -299,6 +318,8 @@ class RelationNetwork(_QuestionAnswering):
             P² pairs is large and nearly the same for every image at first (most cells are
             background); normalising it over the batch lets f see the differences.
             Default: ``False`` (the paper).
+        coord_conv: coordinate channels at the CNN's input, see :class:`ConvObjects`.
+            Default: ``False`` (the paper).
 
     Shape:
         - images: :math:`(N, C_{in}, H, W)`, floats in [0, 1].
@@ -331,11 +352,14 @@ class RelationNetwork(_QuestionAnswering):
         factored: bool = True,
         batchnorm_first: bool = False,
         relation_norm: bool = False,
+        coord_conv: bool = False,
     ) -> None:
         super().__init__()
         _check_positive(num_classes=num_classes, f_hidden=f_hidden, f_layers=f_layers)
         self.num_classes, self.question_dim = num_classes, question_dim
-        self.encoder = ConvObjects(in_channels, conv_channels, conv_layers, batchnorm_first)
+        self.encoder = ConvObjects(
+            in_channels, conv_channels, conv_layers, batchnorm_first, coord_conv
+        )
         self.relation = RelationModule(
             self.encoder.object_dim, question_dim, g_hidden, g_layers, aggregation, factored
         )
@@ -483,7 +507,7 @@ class CNNMLP(_FlatQuestionAnswering):
                 f"images: expected shape (N, {self.encoder.in_channels}, {self.image_size}, "
                 f"{self.image_size}), got {tuple(images.shape)}"
             )
-        return self.encoder.conv(images).flatten(1)  # (N, C H' W')
+        return self.encoder.feature_map(images).flatten(1)  # (N, C H' W')
 
     def extra_repr(self) -> str:
         return f"image_size={self.image_size}, num_classes={self.num_classes}"

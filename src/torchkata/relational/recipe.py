@@ -64,6 +64,7 @@ class Config:
     f_hidden: int = 256
     batchnorm_first: bool = False  # the CNN as Conv → BatchNorm → ReLU (the paper: ReLU first)
     relation_norm: bool = False  # BatchNorm1d on the summed relations before f
+    coord_conv: bool = False  # (x, y) channels at the RN's CNN input (CoordConv)
     curriculum_steps: int = 0  # steps on curriculum_types' questions alone, before epoch 1
     curriculum_types: tuple[str, ...] = ("left",)  # see QUESTION_TYPES
     curriculum_batch: int = 64  # questions per curriculum step, each about its own image
@@ -269,6 +270,7 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
             f_hidden=cfg.f_hidden,
             batchnorm_first=cfg.batchnorm_first,
             relation_norm=cfg.relation_norm,
+            coord_conv=cfg.coord_conv,
         )
     else:
         model = CNNMLP(conv_channels=cfg.conv_channels, f_hidden=cfg.f_hidden)
