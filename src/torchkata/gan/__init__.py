@@ -7,6 +7,7 @@ mixtures of :mod:`torchkata.data.mixtures` with :func:`mode_coverage`, and on fe
 with :func:`frechet_distance` and :func:`precision_recall`. Models: MLPs for 2-D data
 (with PacGAN packing), DCGAN at any power-of-two image size, spectral normalisation,
 self-attention (SAGAN), minibatch standard deviation, and an EMA of the generator.
+Sampling: :func:`rejection_sample`, discriminator rejection sampling (DRS).
 """
 
 from torchkata.gan.losses import (
@@ -26,6 +27,7 @@ from torchkata.gan.models import (
     MLPGenerator,
     SelfAttention2d,
 )
+from torchkata.gan.sampling import RejectionSamples, rejection_sample
 
 __all__ = [
     "EMA",
@@ -36,6 +38,7 @@ __all__ = [
     "MLPGenerator",
     "MinibatchStdDev",
     "ModeCoverage",
+    "RejectionSamples",
     "SelfAttention2d",
     "discriminator_loss",
     "frechet_distance",
@@ -44,4 +47,5 @@ __all__ = [
     "mode_coverage",
     "precision_recall",
     "r1_penalty",
+    "rejection_sample",
 ]

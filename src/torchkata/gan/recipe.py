@@ -42,6 +42,7 @@ from torchkata.gan.models import (
     MLPDiscriminator,
     MLPGenerator,
 )
+from torchkata.gan.sampling import rejection_sample
 from torchkata.report import subplots
 from torchkata.runs import Run
 
@@ -74,9 +75,14 @@ class Config:
     hidden: int = 256  # width of the MLPs (3 hidden layers each)
     lr_d: float = 2e-4  # Adam; separate rates (TTUR) for D and G
     lr_g: float = 2e-4
+    min_lr_ratio: float = 0.02  # both rates decay by a cosine to this fraction; 1: constant
     betas: tuple[float, float] = (0.5, 0.999)
     ema_decay: float = 0.999  # the evaluated generator is the EMA of G's weights
     eval_samples: int = 2500  # as in VEEGAN / PacGAN
+    # Discriminator rejection sampling (Azadi et al. 2019): samples of the EMA generator
+    # kept with probability sigmoid(F(x) - gamma), F from D's logit, gamma a percentile
+    # of F (see torchkata.gan.sampling); each percentile adds a row per unpacked variant.
+    drs_percentiles: tuple[float, ...] = ()
     digits_steps: int = 3000  # DCGAN on digits, steps (0 skips part 2)
     digits_batch: int = 64
     digits_latent: int = 32
@@ -91,6 +97,12 @@ class Config:
                      "digits_batch", "digits_latent", "digits_width"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
+        if any(not 0.0 < p < 100.0 for p in self.drs_percentiles):
+            raise ValueError(
+                f"drs_percentiles: expected values in (0, 100), got {self.drs_percentiles!r}"
+            )
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio: expected a value in [0, 1], got {self.min_lr_ratio}")
         if self.digits_steps < 0:
             raise ValueError(
                 f"digits_steps: expected >= 0 (0 skips part 2), got {self.digits_steps}"
@@ -120,13 +132,14 @@ def run(cfg: Config, run: Run) -> None:
     samples: dict[str, torch.Tensor] = {}
     for mixture in cfg.mixtures:
         for variant in cfg.variants:
-            scores = []
+            scores: dict[str, list] = {}
             for seed in range(cfg.seeds):
-                result, last = _train_2d(cfg, run, mixture, variant, run.seed * 100 + seed)
-                scores.append(result)
+                results, last = _train_2d(cfg, run, mixture, variant, run.seed * 100 + seed)
+                for name, result in results.items():
+                    scores.setdefault(f"{mixture}/{name}", []).append(result)
                 if seed == 0:
                     samples[f"{mixture}/{variant}"] = last
-            table[f"{mixture}/{variant}"] = _summarise(scores)
+            table |= {key: _summarise(values) for key, values in scores.items()}
     if cfg.mixtures:
         _report_2d(cfg, run, table, samples)
     digits = _digits(cfg, run) if cfg.digits_steps else None
@@ -148,6 +161,10 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
     gen = torch.Generator().manual_seed(seed)
     desc = f"{mixture} {variant} seed {seed % 100}"
     for step in run.progress(range(1, cfg.steps + 1), desc=desc):
+        decay = 0.5 * (1 + math.cos(math.pi * (step - 1) / cfg.steps))
+        for opt, lr in ((opt_d, cfg.lr_d), (opt_g, cfg.lr_g)):
+            for group in opt.param_groups:
+                group["lr"] = lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay)
         real = sample_mixture(centers, std, cfg.batch_size, generator=gen)
         fake = G(torch.randn(cfg.batch_size, cfg.latent_dim, generator=gen))
         # D step: real and *detached* fakes, so that this step does not train G (claim 5.1)
@@ -178,11 +195,20 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
     with torch.no_grad():
         z = torch.randn(cfg.eval_samples, cfg.latent_dim, generator=gen)
         out = ema.module(z)
-    result = mode_coverage(out, centers, std)
-    run.log({"part": "2d_result", "mixture": mixture, "variant": variant, "seed": seed,
-             "modes": result.modes_covered, "high_quality": result.high_quality,
-             "kl": result.kl})  # fmt: skip
-    return result, out
+    results = {variant: mode_coverage(out, centers, std)}
+    if v["pack"] == 1:  # a packed D scores packs, not samples
+        D.eval()
+        for percentile in cfg.drs_percentiles:
+            drawn = rejection_sample(
+                lambda n: ema.module(torch.randn(n, cfg.latent_dim, generator=gen)), D,
+                cfg.eval_samples, gamma_percentile=percentile, generator=gen,
+            )  # fmt: skip
+            results[f"{variant} + DRS p{percentile:g}"] = mode_coverage(drawn.samples, centers, std)
+    for name, result in results.items():
+        run.log({"part": "2d_result", "mixture": mixture, "variant": name, "seed": seed,
+                 "modes": result.modes_covered, "high_quality": result.high_quality,
+                 "kl": result.kl})  # fmt: skip
+    return results, out
 
 
 def _grad_norm(model: nn.Module) -> float:
@@ -216,7 +242,7 @@ def _report_2d(cfg: Config, run: Run, table: dict, samples: dict) -> None:
         "|---|---|---|---|---|",
     ]
     for key, row in table.items():
-        mixture, variant = key.split("/")
+        mixture, variant = key.split("/", 1)
         m, hq, kl = row["modes"], row["high_quality"], row["kl"]
         lines.append(
             f"| {mixture} | torchkata {variant} | {m['mean']:.1f} ± {m['std']:.1f} | "
