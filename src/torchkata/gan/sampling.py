@@ -109,7 +109,7 @@ def rejection_sample(
                 f"log_ratio: expected one value per sample, shape ({x.shape[0]},), "
                 f"got {tuple(logits.shape)}"
             )
-        return x, logits.double()  # F(x) near the maximum needs the precision
+        return x, logits.float()
 
     burn_in_logits = [
         propose(min(batch_size, burn_in - s))[1] for s in range(0, burn_in, batch_size)
@@ -117,7 +117,7 @@ def rejection_sample(
     max_logit = max((b.max().item() for b in burn_in_logits), default=-math.inf)
     gamma = 0.0
     if gamma_percentile is not None:
-        gamma = torch.quantile(_shifted(torch.cat(burn_in_logits), max_logit),
+        gamma = torch.quantile(_shifted(torch.cat(burn_in_logits), max_logit).double(),
                                gamma_percentile / 100).item()  # fmt: skip
     kept: list[Tensor] = []
     accepted = proposed = 0
