@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import random
@@ -42,6 +43,7 @@ __all__ = [
     "atomic_write_bytes",
     "bf16_autocast",
     "load_state",
+    "lr_factor",
     "resolve_device",
     "save_state",
     "seed_everything",
@@ -98,6 +100,20 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 # --------------------------------------------------------------------------- state files
+
+
+def lr_factor(step: int, total: int, warmup: int = 0, min_ratio: float = 0.0) -> float:
+    """The learning-rate multiplier at ``step`` (from 0) of ``total``: linear warm-up over
+    ``warmup`` steps, then a cosine from 1 down to ``min_ratio``.
+
+    Examples:
+        >>> [round(lr_factor(s, 4, min_ratio=0.5), 3) for s in range(4)]
+        [1.0, 0.927, 0.75, 0.573]
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def bf16_autocast(device: torch.device, enabled: bool = True) -> Callable[[], Any]:

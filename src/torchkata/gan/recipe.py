@@ -45,7 +45,7 @@ from torchkata.gan.models import (
 )
 from torchkata.gan.sampling import rejection_sample
 from torchkata.report import subplots
-from torchkata.runs import Run
+from torchkata.runs import Run, lr_factor
 
 MIXTURES = {"grid": grid25, "ring": ring8}
 # loss kind, discriminator options, gradient-penalty and R1 weights, critic steps per G step
@@ -164,10 +164,10 @@ def _train_2d(cfg: Config, run: Run, mixture: str, variant: str, seed: int):
     gen = torch.Generator().manual_seed(seed)
     desc = f"{mixture} {variant} seed {seed % 100}"
     for step in run.progress(range(1, cfg.steps + 1), desc=desc):
-        decay = 0.5 * (1 + math.cos(math.pi * (step - 1) / cfg.steps))
+        factor = lr_factor(step - 1, cfg.steps, min_ratio=cfg.min_lr_ratio)
         for opt, lr in ((opt_d, cfg.lr_d), (opt_g, cfg.lr_g)):
             for group in opt.param_groups:
-                group["lr"] = lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay)
+                group["lr"] = lr * factor
         real = sample_mixture(centers, std, cfg.batch_size, generator=gen)
         fake = G(torch.randn(cfg.batch_size, cfg.latent_dim, generator=gen))
         # D step: real and *detached* fakes, so that this step does not train G (claim 5.1)

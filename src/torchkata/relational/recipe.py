@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import time
 
 import torch
@@ -35,7 +34,7 @@ from torchkata.data.sort_of_clevr import (
 )
 from torchkata.relational.models import CNNMLP, RelationNetwork, StateMLP, StateRelationNetwork
 from torchkata.report import subplots
-from torchkata.runs import Run, bf16_autocast
+from torchkata.runs import Run, bf16_autocast, lr_factor
 
 STATE_MODELS = ("rn-sum", "rn-mean", "rn-max", "mlp")
 PIXEL_MODELS = ("rn", "cnn-mlp")
@@ -146,14 +145,6 @@ def run(cfg: Config, run: Run) -> None:
 # ---------------------------------------------------------------- shared chores
 
 
-def _lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 @torch.no_grad()
 def _evaluate(
     model: nn.Module, inputs: torch.Tensor, data: SortOfClevr, autocast, chunk: int = 20
@@ -233,7 +224,7 @@ def _train_state(cfg: Config, run: Run, name: str, train: SortOfClevr, test: Sor
         losses = []
         for images, questions in _batches(len(train), per_image, cfg.state_batch // per_image, gen):
             for group in optimizer.param_groups:
-                group["lr"] = cfg.state_lr * _lr_factor(step, total, warmup, 0.02)
+                group["lr"] = cfg.state_lr * lr_factor(step, total, warmup, 0.02)
             objects = _shuffled(states[images], cfg.shuffle_objects, gen)  # (B, 6, 9)
             logits = model(objects, train.questions[images[:, None], questions])  # (B, 4, 10)
             answers = train.answers[images[:, None], questions]  # (B, 4)
@@ -328,7 +319,7 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
             total=per_epoch,
         ):
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * _lr_factor(step, total, warmup, cfg.min_lr_ratio)
+                group["lr"] = cfg.lr * lr_factor(step, total, warmup, cfg.min_lr_ratio)
             x, q, y = _pixel_batch(train, images, questions, run.device)
             losses.append(_step(model, optimizer, autocast, x, q, y))
             step += 1
