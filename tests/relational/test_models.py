@@ -108,9 +108,11 @@ def test_conv_objects_coordinates_and_layers() -> None:
 def test_coord_conv_feeds_each_pixels_position_to_the_first_conv() -> None:
     cnn = ConvObjects(coord_conv=True).double()
     assert cnn.conv[0].weight.shape == (24, 5, 3, 3)  # RGB + (x, y)
-    with torch.no_grad():  # unit 0 reads x at the kernel's centre, unit 1 reads y
-        cnn.conv[0].weight.zero_()
-        cnn.conv[0].bias.zero_()
+    with torch.no_grad():  # unit 0 reads x at the kernel's centre, unit 1 reads y; the
+        # other units keep their random colour weights and ignore the coordinates
+        cnn.conv[0].weight[:2].zero_()
+        cnn.conv[0].bias[:2].zero_()
+        cnn.conv[0].weight[2:, 3:].zero_()
         cnn.conv[0].weight[0, 3, 1, 1] = 1.0
         cnn.conv[0].weight[1, 4, 1, 1] = 1.0
     images = torch.rand(2, 3, 75, 75).double()
@@ -124,6 +126,7 @@ def test_coord_conv_feeds_each_pixels_position_to_the_first_conv() -> None:
     torch.testing.assert_close(captured["out"][:, 0], pixel.expand(2, 38, 38))  # x: columns
     torch.testing.assert_close(captured["out"][:, 1], pixel[:, None].expand(2, 38, 38))  # y: rows
     # the colour channels' weights act on the image exactly as without coordinates
+    assert first[:, 2:].abs().amax() > 0.1
     torch.testing.assert_close(captured["out"][:, 2:], first[:, 2:])
 
 

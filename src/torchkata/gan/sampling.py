@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from torchkata.gan.models import _check_positive
+
 __all__ = ["RejectionSamples", "rejection_sample"]
 
 
@@ -87,10 +89,7 @@ def rejection_sample(
         >>> round(out.samples.std().item(), 1), round(out.acceptance_rate, 1)  # 1 / M = 1 / 2
         (0.5, 0.5)
     """
-    for name, value in (("num_samples", num_samples), ("batch_size", batch_size),
-                        ("max_proposals", max_proposals)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    _check_positive(num_samples=num_samples, batch_size=batch_size, max_proposals=max_proposals)
     if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
         raise ValueError(f"burn_in: expected an int >= 0, got {burn_in!r}")
     if gamma_percentile is not None:
