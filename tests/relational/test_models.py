@@ -17,7 +17,7 @@ from torchkata.relational import (
     StateRelationNetwork,
 )
 
-AGGREGATIONS = ("sum", "mean", "max")
+AGGREGATIONS = ("sum", "mean", "max", "sum+max")
 
 
 def _pair(seed: int, **kwargs) -> tuple[RelationModule, RelationModule]:
@@ -31,15 +31,21 @@ def _pair(seed: int, **kwargs) -> tuple[RelationModule, RelationModule]:
 
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
-def test_factored_equals_naive_values_and_gradients(seed: int, aggregation: str) -> None:
+@pytest.mark.parametrize("pair_geometry", [False, True])
+def test_factored_equals_naive_values_and_gradients(
+    seed: int, aggregation: str, pair_geometry: bool
+) -> None:
     gen = torch.Generator().manual_seed(seed)
     N, P, D, Q, K = (int(v) for v in torch.randint(1, 6, (5,), generator=gen))
+    D = max(D, 2) if pair_geometry else D  # the last two features are (x, y)
     hidden, layers = int(torch.randint(2, 9, (1,), generator=gen)), seed % 3 + 1
     naive, factored = _pair(seed, object_dim=D, question_dim=Q, hidden=hidden,
-                            num_layers=layers, aggregation=aggregation)  # fmt: skip
+                            num_layers=layers, aggregation=aggregation,
+                            pair_geometry=pair_geometry)  # fmt: skip
     objects = torch.randn(N, P, D, dtype=torch.float64, generator=gen)
     questions = torch.randn(N, K, Q, dtype=torch.float64, generator=gen)
-    grad_out = torch.randn(N, K, hidden, dtype=torch.float64, generator=gen)
+    width = 2 * hidden if aggregation == "sum+max" else hidden
+    grad_out = torch.randn(N, K, width, dtype=torch.float64, generator=gen)
     results = []
     for module in (naive, factored):
         o, q = objects.clone().requires_grad_(), questions.clone().requires_grad_()
@@ -57,11 +63,16 @@ def test_factored_equals_naive_values_and_gradients(seed: int, aggregation: str)
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
 @pytest.mark.parametrize("factored", [False, True])
-def test_module_is_the_papers_formula(aggregation: str, factored: bool) -> None:
-    """agg over all ordered pairs (i, j), i = j included, of g([o_i; o_j; q]), by loops."""
+@pytest.mark.parametrize("pair_geometry", [False, True])
+def test_module_is_the_papers_formula(
+    aggregation: str, factored: bool, pair_geometry: bool
+) -> None:
+    """agg over all ordered pairs (i, j), i = j included, of g([o_i; o_j; q]), by loops;
+    with ``pair_geometry`` g's input also has p_j - p_i and |p_j - p_i|, p = (x, y) the
+    last two features."""
     torch.manual_seed(1)
     module = RelationModule(4, 3, hidden=5, num_layers=3, aggregation=aggregation,
-                            factored=factored).double()  # fmt: skip
+                            factored=factored, pair_geometry=pair_geometry).double()  # fmt: skip
     objects, questions = torch.randn(2, 4, 4).double(), torch.randn(2, 2, 3).double()
     layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
 
@@ -70,14 +81,17 @@ def test_module_is_the_papers_formula(aggregation: str, factored: bool) -> None:
             x = torch.relu(x @ layer.weight.T + layer.bias)
         return x
 
-    expected = torch.empty(2, 2, 5, dtype=torch.float64)
+    def pair(n, k, i, j):  # g's input for objects i, j of scene n and its question k
+        offset = objects[n, j, 2:] - objects[n, i, 2:]
+        geometry = [offset, offset.norm()[None]] if pair_geometry else []
+        return torch.cat([objects[n, i], objects[n, j], questions[n, k], *geometry])
+
+    expected = torch.empty(2, 2, 10 if aggregation == "sum+max" else 5, dtype=torch.float64)
     for n in range(2):
         for k in range(2):
-            outs = torch.stack([
-                g(torch.cat([objects[n, i], objects[n, j], questions[n, k]]))
-                for i in range(4) for j in range(4)
-            ])  # fmt: skip
-            reduce = {"sum": outs.sum(0), "mean": outs.mean(0), "max": outs.amax(0)}
+            outs = torch.stack([g(pair(n, k, i, j)) for i in range(4) for j in range(4)])
+            reduce = {"sum": outs.sum(0), "mean": outs.mean(0), "max": outs.amax(0),
+                      "sum+max": torch.cat([outs.sum(0), outs.amax(0)])}  # fmt: skip
             expected[n, k] = reduce[aggregation]
     torch.testing.assert_close(module(objects, questions), expected, rtol=1e-12, atol=1e-12)
 
@@ -89,6 +103,48 @@ def test_module_is_invariant_to_object_order(aggregation: str) -> None:
     objects, questions = torch.randn(3, 5, 3).double(), torch.randn(3, 1, 2).double()
     shuffled = objects[:, torch.randperm(5)]
     torch.testing.assert_close(module(shuffled, questions), module(objects, questions))
+
+
+def test_pair_geometry_sees_distances_not_places() -> None:
+    """With only the geometry's weights of g's first layer left, the relations are the
+    same wherever the scene is moved, and with the offsets' weights zeroed too, however it
+    is turned; they change when one object moves relative to the others."""
+    torch.manual_seed(3)
+    module = RelationModule(4, 3, hidden=16, pair_geometry=True).double()
+    with torch.no_grad():
+        module.g[0].weight[:, : 2 * 4 + 3].zero_()  # o_i, o_j and q: ignored
+    objects, questions = torch.randn(2, 5, 4).double(), torch.randn(2, 3, 3).double()
+    moved = objects.clone()
+    moved[..., 2:] += torch.tensor([0.7, -0.3]).double()
+    out = module(objects, questions)
+    assert out.abs().amax() > 0
+    torch.testing.assert_close(module(moved, questions), out)
+    one_moved = objects.clone()
+    one_moved[:, 0, 2:] += 0.5
+    assert (module(one_moved, questions) - out).abs().amax() > 1e-3
+    with torch.no_grad():
+        module.g[0].weight[:, -3:-1].zero_()  # the offsets too: the distance alone
+    out = module(objects, questions)
+    turn = torch.tensor([[0.6, -0.8], [0.8, 0.6]]).double()  # a rotation
+    turned = torch.cat([objects[..., :2], objects[..., 2:] @ turn.T], -1)
+    torch.testing.assert_close(module(turned, questions), out)
+
+
+def test_refine_positions_moves_cells_within_half_a_cell() -> None:
+    torch.manual_seed(4)
+    cnn = ConvObjects(channels=8, refine_positions=True)
+    images = torch.rand(2, 3, 75, 75)
+    grid = ConvObjects(channels=8)(images)[..., -2:]  # the cells' centres
+    torch.testing.assert_close(cnn(images)[..., -2:], grid)  # the offsets start at zero
+    with torch.no_grad():
+        cnn.offset.weight.normal_(std=100.0)  # saturate the tanh
+    xy = cnn(images)[..., -2:]
+    half_cell = 0.25  # 5 cells over [-1, 1]: 0.5 apart
+    assert (xy - grid).abs().amax() <= half_cell + 1e-6
+    assert (xy - grid).abs().amax() > 0.9 * half_cell
+    # the offsets learn: a loss on the positions reaches the offset layer
+    cnn(images)[..., -2:].sum().backward()
+    assert cnn.offset.weight.grad.abs().amax() > 0
 
 
 def test_conv_objects_coordinates_and_layers() -> None:
@@ -216,10 +272,12 @@ def test_bad_inputs_name_the_argument() -> None:
         model(torch.rand(2, 3, 75, 75), torch.rand(2, 10))
     with pytest.raises(ValueError, match=r"questions: expected shape \(2, 11\)"):
         model(torch.rand(2, 3, 75, 75), torch.rand(3, 11))
-    with pytest.raises(ValueError, match="aggregation: expected 'sum', 'mean' or 'max'"):
+    with pytest.raises(ValueError, match="aggregation: expected one of"):
         RelationModule(3, 2, aggregation="avg")
     with pytest.raises(ValueError, match="hidden: expected a positive int, got 0"):
         RelationModule(3, 2, hidden=0)
+    with pytest.raises(ValueError, match="object_dim: expected >= 2 with pair_geometry"):
+        RelationModule(1, 2, pair_geometry=True)
     with pytest.raises(ValueError, match=r"images: expected shape \(N, 3, 75, 75\)"):
         CNNMLP()(torch.rand(2, 3, 64, 64), torch.rand(2, 11))
     with pytest.raises(ValueError, match=r"objects: expected shape \(N, 6, 9\)"):

@@ -113,7 +113,8 @@ def test_curriculum_trains_on_the_chosen_question_types_only(monkeypatch):
 @pytest.mark.parametrize(
     "setting, message",
     [("curriculum_types=middle", "curriculum_types"), ("curriculum_steps=-1", "curriculum_steps"),
-     ("curriculum_batch=0", "curriculum_batch"), ("precise_bn_batches=-1", "precise_bn_batches")],
+     ("curriculum_batch=0", "curriculum_batch"), ("precise_bn_batches=-1", "precise_bn_batches"),
+     ("aggregation=avg", "aggregation: expected one of")],
 )  # fmt: skip
 def test_bad_settings_are_rejected(setting, message, capsys):
     assert main(["run", "relational", "--set", setting]) != 0

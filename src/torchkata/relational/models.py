@@ -45,7 +45,8 @@ __all__ = [
     "StateRelationNetwork",
 ]
 
-Aggregation = Literal["sum", "mean", "max"]
+Aggregation = Literal["sum", "mean", "max", "sum+max"]
+AGGREGATIONS = ("sum", "mean", "max", "sum+max")
 
 
 def _check_positive(**values: int) -> None:
@@ -107,6 +108,10 @@ class ConvObjects(nn.Module):
             channels (CoordConv, Liu et al. 2018), so a cell can say precisely where an
             object lies within its receptive field, not only which cell it is in.
             Default: ``False``.
+        refine_positions: each cell's (x, y) is its centre plus an offset of at most half
+            a cell each way, predicted from its features (``Linear → tanh``, starting at
+            zero), so that a cell can place the object it sees between grid points.
+            Default: ``False`` (the cell's centre).
 
     Shape:
         - Input: :math:`(N, C_{in}, H, W)` float images.
@@ -125,11 +130,13 @@ class ConvObjects(nn.Module):
         num_layers: int = 4,
         batchnorm_first: bool = False,
         coord_conv: bool = False,
+        refine_positions: bool = False,
     ) -> None:
         super().__init__()
         _check_positive(in_channels=in_channels, channels=channels, num_layers=num_layers)
         self.in_channels, self.channels, self.num_layers = in_channels, channels, num_layers
         self.batchnorm_first, self.coord_conv = batchnorm_first, coord_conv
+        self.refine_positions = refine_positions
         first_in = in_channels + 2 if coord_conv else in_channels
         layers: list[nn.Module] = []
         for i in range(num_layers):
@@ -137,6 +144,10 @@ class ConvObjects(nn.Module):
             relu, norm = nn.ReLU(inplace=True), nn.BatchNorm2d(channels)
             layers += [conv, norm, relu] if batchnorm_first else [conv, relu, norm]
         self.conv = nn.Sequential(*layers)
+        self.offset = nn.Linear(channels, 2) if refine_positions else None
+        if self.offset is not None:
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
 
     @property
     def object_dim(self) -> int:
@@ -164,13 +175,17 @@ class ConvObjects(nn.Module):
         x = self.feature_map(images)
         N, _, H, W = x.shape  # (N, C, H', W')
         cells = x.flatten(2).transpose(1, 2)  # (N, P, C)
-        return torch.cat([cells, _grid(H, W, x).reshape(1, H * W, 2).expand(N, -1, -1)], dim=2)
+        xy = _grid(H, W, x).reshape(1, H * W, 2).expand(N, -1, -1)  # (N, P, 2)
+        if self.offset is not None:
+            half_cell = torch.tensor([1 / max(W - 1, 1), 1 / max(H - 1, 1)], device=x.device)
+            xy = xy + half_cell * torch.tanh(self.offset(cells))
+        return torch.cat([cells, xy.to(cells.dtype)], dim=2)
 
     def extra_repr(self) -> str:
         return (
             f"in_channels={self.in_channels}, channels={self.channels}, "
             f"num_layers={self.num_layers}, batchnorm_first={self.batchnorm_first}, "
-            f"coord_conv={self.coord_conv}"
+            f"coord_conv={self.coord_conv}, refine_positions={self.refine_positions}"
         )
 
 
@@ -186,14 +201,22 @@ class RelationModule(nn.Module):
         question_dim: features of the question, :math:`Q_{dim}`.
         hidden: width of every layer of g. Default: ``256``.
         num_layers: layers of g. Default: ``4``.
-        aggregation: ``"sum"`` (the paper), ``"mean"`` or ``"max"``. Default: ``"sum"``.
+        aggregation: ``"sum"`` (the paper), ``"mean"``, ``"max"``, or ``"sum+max"``: both,
+            concatenated (:math:`2 \cdot \text{hidden}` features: the sum counts, the max
+            picks out a single pair, such as the closest). Default: ``"sum"``.
         factored: compute g's first layer per object and broadcast it over the pairs
             (same parameters, equal outputs, less work). Default: ``True``.
+        pair_geometry: append to each pair's input where o_j lies from o_i and how far,
+            :math:`[p_j - p_i; \lVert p_j - p_i \rVert]`, with :math:`p` an object's last two
+            features (its (x, y) from :class:`ConvObjects` or a state description). An
+            MLP on :math:`[p_i; p_j]` must otherwise learn the Euclidean norm itself.
+            Default: ``False`` (the paper).
 
     Shape:
         - objects: :math:`(N, P, D)`.
         - questions: :math:`(N, K, Q_{dim})`: K questions about each set of objects.
-        - Output: :math:`(N, K, \text{hidden})`.
+        - Output: :math:`(N, K, \text{out\_features})`: ``hidden`` features, twice that
+          with ``"sum+max"``.
 
     Examples:
         >>> rn = RelationModule(object_dim=9, question_dim=11, hidden=32, num_layers=2)
@@ -209,18 +232,34 @@ class RelationModule(nn.Module):
         num_layers: int = 4,
         aggregation: Aggregation = "sum",
         factored: bool = True,
+        pair_geometry: bool = False,
     ) -> None:
         super().__init__()
         _check_positive(
             object_dim=object_dim, question_dim=question_dim, hidden=hidden, num_layers=num_layers
         )
-        if aggregation not in ("sum", "mean", "max"):
-            raise ValueError(f"aggregation: expected 'sum', 'mean' or 'max', got {aggregation!r}")
+        if pair_geometry and object_dim < 2:
+            raise ValueError(
+                f"object_dim: expected >= 2 with pair_geometry (the last two are x, y), "
+                f"got {object_dim}"
+            )
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation: expected one of {AGGREGATIONS}, got {aggregation!r}")
         self.object_dim, self.question_dim = object_dim, question_dim
         self.hidden, self.num_layers = hidden, num_layers
         self.aggregation, self.factored = aggregation, factored
-        # g[0] is the first Linear over [o_i; o_j; q]; the factored path slices its weight
-        self.g = _mlp([2 * object_dim + question_dim] + [hidden] * num_layers, final_relu=True)
+        self.pair_geometry = pair_geometry
+        # g[0] is the first Linear over [o_i; o_j; q (; p_j - p_i; |p_j - p_i|)]; the
+        # factored path slices its weight
+        geometry_dim = 3 if pair_geometry else 0
+        self.g = _mlp(
+            [2 * object_dim + question_dim + geometry_dim] + [hidden] * num_layers,
+            final_relu=True,
+        )
+
+    @property
+    def out_features(self) -> int:
+        return 2 * self.hidden if self.aggregation == "sum+max" else self.hidden
 
     def forward(self, objects: Tensor, questions: Tensor) -> Tensor:
         if objects.dim() != 3 or objects.shape[2] != self.object_dim:
@@ -239,18 +278,35 @@ class RelationModule(nn.Module):
             )
         K = questions.shape[1]
         first = self.g[0]
+        if self.pair_geometry:
+            xy = objects[..., -2:]
+            offsets = xy[:, None, :, :] - xy[:, :, None, :]  # (N, P, P, 2): p_j - p_i at [i, j]
+            squared = offsets.pow(2).sum(-1, keepdim=True)  # (N, P, P, 1)
+            # the root's gradient is 0/0 at distance 0 (i == j): take it as 0 there
+            nonzero = squared > 0
+            distances = torch.where(nonzero, torch.where(nonzero, squared, 1).sqrt(), 0)
         if self.factored:
-            w_i, w_j, w_q = first.weight.split([D, D, self.question_dim], dim=1)
+            sizes = [D, D, self.question_dim] + ([2, 1] if self.pair_geometry else [])
+            w_i, w_j, w_q, *w_geometry = first.weight.split(sizes, dim=1)
             a_i = objects @ w_i.T  # (N, P, H): o_i's share of every pair (i, .)
             a_j = objects @ w_j.T  # (N, P, H)
             a_q = torch.nn.functional.linear(questions, w_q, first.bias)  # (N, K, H)
+            if self.pair_geometry:  # W_xy (p_j - p_i) = W_xy p_j - W_xy p_i: per object too
+                w_xy, w_distance = w_geometry
+                a_i = a_i - xy @ w_xy.T
+                a_j = a_j + xy @ w_xy.T
             pairs = a_i[:, None, :, None] + a_j[:, None, None, :] + a_q[:, :, None, None]
+            if self.pair_geometry:
+                pairs = pairs + (distances @ w_distance.T)[:, None]  # (N, 1, P, P, H)
             x = self.g[1:](pairs.reshape(N * K * P * P, -1))  # (N K P P, H)
         else:
             o_i = objects[:, None, :, None].expand(N, K, P, P, D)
             o_j = objects[:, None, None, :].expand(N, K, P, P, D)
             q = questions[:, :, None, None].expand(N, K, P, P, self.question_dim)
-            x = self.g(torch.cat([o_i, o_j, q], dim=-1).reshape(N * K * P * P, -1))
+            parts = [o_i, o_j, q]
+            if self.pair_geometry:
+                parts.append(torch.cat([offsets, distances], -1)[:, None].expand(N, K, P, P, 3))
+            x = self.g(torch.cat(parts, dim=-1).reshape(N * K * P * P, -1))
         x = x.reshape(N, K, P * P, self.hidden)
         # Accumulate in float32 at least: in bfloat16 (8 bits of mantissa) a sum of 625
         # pairs in the hundreds is rounded to steps of 1-4, which drowns the few pairs
@@ -258,6 +314,8 @@ class RelationModule(nn.Module):
         dtype = torch.promote_types(x.dtype, torch.float32)
         if self.aggregation == "sum":
             return x.sum(2, dtype=dtype)
+        if self.aggregation == "sum+max":
+            return torch.cat([x.sum(2, dtype=dtype), x.amax(2).to(dtype)], dim=-1)
         if self.aggregation == "mean":
             return x.mean(2, dtype=dtype)
         return x.amax(2).to(dtype)
@@ -266,7 +324,8 @@ class RelationModule(nn.Module):
         return (
             f"object_dim={self.object_dim}, question_dim={self.question_dim}, "
             f"hidden={self.hidden}, num_layers={self.num_layers}, "
-            f"aggregation={self.aggregation!r}, factored={self.factored}"
+            f"aggregation={self.aggregation!r}, factored={self.factored}, "
+            f"pair_geometry={self.pair_geometry}"
         )
 
 
@@ -311,7 +370,8 @@ class RelationNetwork(_QuestionAnswering):
         f_hidden: width of f's hidden layers. Default: ``256``.
         f_layers: layers of f (Linear count). Default: ``3``.
         dropout: dropout before f's last layer. Default: ``0.5``.
-        aggregation: ``"sum"``, ``"mean"`` or ``"max"`` over pairs. Default: ``"sum"``.
+        aggregation: ``"sum"``, ``"mean"``, ``"max"`` or ``"sum+max"`` over pairs, see
+            :class:`RelationModule`. Default: ``"sum"``.
         factored: factor g's first layer over objects. Default: ``True``.
         batchnorm_first: the CNN's order, see :class:`ConvObjects`. Default: ``False``.
         relation_norm: ``BatchNorm1d`` on the aggregated relations before f. The sum over
@@ -320,6 +380,10 @@ class RelationNetwork(_QuestionAnswering):
             Default: ``False`` (the paper).
         coord_conv: coordinate channels at the CNN's input, see :class:`ConvObjects`.
             Default: ``False`` (the paper).
+        refine_positions: learned sub-cell positions, see :class:`ConvObjects`.
+            Default: ``False`` (the paper).
+        pair_geometry: each pair's offset and distance as g's input too, see
+            :class:`RelationModule`. Default: ``False`` (the paper).
 
     Shape:
         - images: :math:`(N, C_{in}, H, W)`, floats in [0, 1].
@@ -353,18 +417,27 @@ class RelationNetwork(_QuestionAnswering):
         batchnorm_first: bool = False,
         relation_norm: bool = False,
         coord_conv: bool = False,
+        refine_positions: bool = False,
+        pair_geometry: bool = False,
     ) -> None:
         super().__init__()
         _check_positive(num_classes=num_classes, f_hidden=f_hidden, f_layers=f_layers)
         self.num_classes, self.question_dim = num_classes, question_dim
         self.encoder = ConvObjects(
-            in_channels, conv_channels, conv_layers, batchnorm_first, coord_conv
+            in_channels, conv_channels, conv_layers, batchnorm_first, coord_conv, refine_positions
         )
         self.relation = RelationModule(
-            self.encoder.object_dim, question_dim, g_hidden, g_layers, aggregation, factored
+            self.encoder.object_dim,
+            question_dim,
+            g_hidden,
+            g_layers,
+            aggregation,
+            factored,
+            pair_geometry,
         )
-        self.relation_norm = nn.BatchNorm1d(g_hidden) if relation_norm else nn.Identity()
-        self.f = _mlp([g_hidden] + [f_hidden] * (f_layers - 1) + [num_classes], dropout)
+        width = self.relation.out_features
+        self.relation_norm = nn.BatchNorm1d(width) if relation_norm else nn.Identity()
+        self.f = _mlp([width] + [f_hidden] * (f_layers - 1) + [num_classes], dropout)
 
     def _objects(self, images: Tensor) -> Tensor:
         return self.encoder(images)
@@ -391,8 +464,11 @@ class StateRelationNetwork(_QuestionAnswering):
         f_hidden: width of f's hidden layers. Default: ``256``.
         f_layers: layers of f. Default: ``3``.
         dropout: dropout before f's last layer. Default: ``0.0``.
-        aggregation: ``"sum"``, ``"mean"`` or ``"max"``. Default: ``"sum"``.
+        aggregation: ``"sum"``, ``"mean"``, ``"max"`` or ``"sum+max"``, see
+            :class:`RelationModule`. Default: ``"sum"``.
         factored: factor g's first layer over objects. Default: ``True``.
+        pair_geometry: each pair's offset and distance as g's input too (the objects' last
+            two features are x, y), see :class:`RelationModule`. Default: ``False``.
 
     Shape:
         - objects: :math:`(N, P, \text{object\_dim})`.
@@ -417,16 +493,18 @@ class StateRelationNetwork(_QuestionAnswering):
         dropout: float = 0.0,
         aggregation: Aggregation = "sum",
         factored: bool = True,
+        pair_geometry: bool = False,
     ) -> None:
         super().__init__()
         _check_positive(num_classes=num_classes, f_hidden=f_hidden, f_layers=f_layers)
         self.num_classes, self.question_dim = num_classes, question_dim
         self.encoder = None
         self.relation = RelationModule(
-            object_dim, question_dim, g_hidden, g_layers, aggregation, factored
+            object_dim, question_dim, g_hidden, g_layers, aggregation, factored, pair_geometry
         )
         self.relation_norm = nn.Identity()
-        self.f = _mlp([g_hidden] + [f_hidden] * (f_layers - 1) + [num_classes], dropout)
+        width = self.relation.out_features
+        self.f = _mlp([width] + [f_hidden] * (f_layers - 1) + [num_classes], dropout)
 
     def _objects(self, objects: Tensor) -> Tensor:
         return objects

@@ -32,7 +32,13 @@ from torchkata.data.sort_of_clevr import (
     load_sort_of_clevr,
     question_type,
 )
-from torchkata.relational.models import CNNMLP, RelationNetwork, StateMLP, StateRelationNetwork
+from torchkata.relational.models import (
+    AGGREGATIONS,
+    CNNMLP,
+    RelationNetwork,
+    StateMLP,
+    StateRelationNetwork,
+)
 from torchkata.report import subplots
 from torchkata.runs import Run, bf16_autocast, lr_factor
 
@@ -64,6 +70,9 @@ class Config:
     batchnorm_first: bool = False  # the CNN as Conv → BatchNorm → ReLU (the paper: ReLU first)
     relation_norm: bool = False  # BatchNorm1d on the summed relations before f
     coord_conv: bool = False  # (x, y) channels at the RN's CNN input (CoordConv)
+    refine_positions: bool = False  # each cell's (x, y) plus a learned sub-cell offset
+    pair_geometry: bool = False  # g also sees each pair's offset p_j - p_i and distance
+    aggregation: str = "sum"  # the RN's over pairs: sum (the paper) | mean | max | sum+max
     curriculum_steps: int = 0  # steps on curriculum_types' questions alone, before epoch 1
     curriculum_types: tuple[str, ...] = ("left",)  # see QUESTION_TYPES
     curriculum_batch: int = 64  # questions per curriculum step, each about its own image
@@ -98,6 +107,10 @@ class Config:
             raise ValueError(
                 f"curriculum_types: expected a non-empty subset of {QUESTION_TYPES}, "
                 f"got {self.curriculum_types!r}"
+            )
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"aggregation: expected one of {AGGREGATIONS}, got {self.aggregation!r}"
             )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio: expected a value in [0, 1], got {self.min_lr_ratio}")
@@ -262,6 +275,9 @@ def _train_pixels(cfg, run, name, train, test, results, curves, partial):
             batchnorm_first=cfg.batchnorm_first,
             relation_norm=cfg.relation_norm,
             coord_conv=cfg.coord_conv,
+            refine_positions=cfg.refine_positions,
+            pair_geometry=cfg.pair_geometry,
+            aggregation=cfg.aggregation,
         )
     else:
         model = CNNMLP(conv_channels=cfg.conv_channels, f_hidden=cfg.f_hidden)
