@@ -130,7 +130,7 @@ def test_pair_geometry_sees_distances_not_places() -> None:
     torch.testing.assert_close(module(turned, questions), out)
 
 
-def test_refine_positions_moves_cells_within_half_a_cell() -> None:
+def test_refine_positions_moves_cells_within_one_cell() -> None:
     torch.manual_seed(4)
     cnn = ConvObjects(channels=8, refine_positions=True)
     images = torch.rand(2, 3, 75, 75)
@@ -139,9 +139,9 @@ def test_refine_positions_moves_cells_within_half_a_cell() -> None:
     with torch.no_grad():
         cnn.offset.weight.normal_(std=100.0)  # saturate the tanh
     xy = cnn(images)[..., -2:]
-    half_cell = 0.25  # 5 cells over [-1, 1]: 0.5 apart
-    assert (xy - grid).abs().amax() <= half_cell + 1e-6
-    assert (xy - grid).abs().amax() > 0.9 * half_cell
+    cell = 0.5  # 5 cells over [-1, 1]: 0.5 apart
+    assert (xy - grid).abs().amax() <= cell + 1e-6
+    assert (xy - grid).abs().amax() > 0.9 * cell
     # the offsets learn: a loss on the positions reaches the offset layer
     cnn(images)[..., -2:].sum().backward()
     assert cnn.offset.weight.grad.abs().amax() > 0

@@ -108,9 +108,10 @@ class ConvObjects(nn.Module):
             channels (CoordConv, Liu et al. 2018), so a cell can say precisely where an
             object lies within its receptive field, not only which cell it is in.
             Default: ``False``.
-        refine_positions: each cell's (x, y) is its centre plus an offset of at most half
-            a cell each way, predicted from its features (``Linear → tanh``, starting at
-            zero), so that a cell can place the object it sees between grid points.
+        refine_positions: each cell's (x, y) is its centre plus an offset of at most one
+            cell each way, predicted from its features (``Linear → tanh``, starting at
+            zero), so that a cell can place the object it sees between grid points, even
+            one centred in the next cell whose edge it sees.
             Default: ``False`` (the cell's centre).
 
     Shape:
@@ -177,8 +178,8 @@ class ConvObjects(nn.Module):
         cells = x.flatten(2).transpose(1, 2)  # (N, P, C)
         xy = _grid(H, W, x).reshape(1, H * W, 2).expand(N, -1, -1)  # (N, P, 2)
         if self.offset is not None:
-            half_cell = torch.tensor([1 / max(W - 1, 1), 1 / max(H - 1, 1)], device=x.device)
-            xy = xy + half_cell * torch.tanh(self.offset(cells))
+            cell = torch.tensor([2 / max(W - 1, 1), 2 / max(H - 1, 1)], device=x.device)
+            xy = xy + cell * torch.tanh(self.offset(cells))
         return torch.cat([cells, xy.to(cells.dtype)], dim=2)
 
     def extra_repr(self) -> str:
@@ -295,9 +296,10 @@ class RelationModule(nn.Module):
                 w_xy, w_distance = w_geometry
                 a_i = a_i - xy @ w_xy.T
                 a_j = a_j + xy @ w_xy.T
-            pairs = a_i[:, None, :, None] + a_j[:, None, None, :] + a_q[:, :, None, None]
+            pairs = a_i[:, :, None] + a_j[:, None, :]  # (N, P, P, H): once per image
             if self.pair_geometry:
-                pairs = pairs + (distances @ w_distance.T)[:, None]  # (N, 1, P, P, H)
+                pairs = pairs + distances @ w_distance.T
+            pairs = pairs[:, None] + a_q[:, :, None, None]  # (N, K, P, P, H)
             x = self.g[1:](pairs.reshape(N * K * P * P, -1))  # (N K P P, H)
         else:
             o_i = objects[:, None, :, None].expand(N, K, P, P, D)

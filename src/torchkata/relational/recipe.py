@@ -42,7 +42,7 @@ from torchkata.relational.models import (
 from torchkata.report import subplots
 from torchkata.runs import Run, bf16_autocast, lr_factor
 
-STATE_MODELS = ("rn-sum", "rn-mean", "rn-max", "mlp")
+STATE_MODELS = ("rn-sum", "rn-mean", "rn-max", "rn-sum+max", "mlp")
 PIXEL_MODELS = ("rn", "cnn-mlp")
 # Santoro et al. 2017, Sort-of-CLEVR (section 5.3): accuracy (%) by question kind
 PAPER = {"rn": {"relational": 94.0, "non-relational": 94.0}, "cnn-mlp": {"relational": 63.0}}
@@ -53,11 +53,12 @@ class Config:
     n_train: int = 9800  # training images (20 questions each), the paper's
     n_test: int = 200  # test images: 4,000 questions
     # Part 1: state descriptions
-    state_models: tuple[str, ...] = STATE_MODELS  # rn-sum | rn-mean | rn-max | mlp
+    state_models: tuple[str, ...] = ("rn-sum", "rn-mean", "rn-max", "mlp")  # see STATE_MODELS
     state_epochs: int = 10
     state_hidden: int = 64  # width of the RN's g and f; the MLP's is twice (more parameters)
     state_batch: int = 256  # questions per step, 4 per scene
     state_lr: float = 1e-2  # Adam peak; warm-up (a tenth of the steps) then cosine decay
+    state_pair_geometry: bool = False  # the state RNs' g also sees each pair's offset, distance
     shuffle_objects: bool = True  # objects as a set (random order), as a CNN's or detector's
     # Part 2: pixels
     pixel_models: tuple[str, ...] = PIXEL_MODELS  # rn | cnn-mlp
@@ -221,7 +222,12 @@ def _train_state(cfg: Config, run: Run, name: str, train: SortOfClevr, test: Sor
     if name == "mlp":
         model = StateMLP(hidden=2 * h, num_layers=4)
     else:
-        model = StateRelationNetwork(g_hidden=h, f_hidden=h, aggregation=name.split("-")[1])
+        model = StateRelationNetwork(
+            g_hidden=h,
+            f_hidden=h,
+            aggregation=name.split("-")[1],
+            pair_geometry=cfg.state_pair_geometry,
+        )
     model = model.to(run.device)
     gen = torch.Generator().manual_seed(run.seed)
     states = train.state_descriptions().to(run.device)
