@@ -6,9 +6,9 @@
     python benchmarks/results/relational_binding.py --subtypes 1,2 --g-hidden 256  # wider g
 
 Trains the recipe's RelationNetwork (g 4 x 128, batchnorm_first, relation_norm, bf16; see
-the options) on Sort-of-CLEVR images with questions about a random colour of the chosen non-relational
-subtypes only (0 shape, 1 left, 2 top), 64 images x 1 question per step, Adam, one
-thread, and prints the test accuracy on 1,000 such questions every 250 steps.
+the options) on Sort-of-CLEVR images with questions about a random colour of the chosen
+non-relational subtypes only (0 shape, 1 left, 2 top), 64 images x 1 question per step,
+Adam, one thread, and prints the test accuracy on 1,000 such questions every 250 steps.
 """
 
 from __future__ import annotations
