@@ -136,3 +136,25 @@ def test_precise_batchnorm_sets_the_average_of_the_batch_statistics():
     torch.testing.assert_close(norm.running_mean.double(), torch.stack(seen).mean(0))
     assert norm.momentum == 0.1 and int(norm.num_batches_tracked) == 3
     assert torch.equal(torch.get_rng_state(), rng)  # training's random numbers untouched
+
+
+def test_sum_max_and_pair_geometry_run_through_the_recipe(tmp_path, capsys):
+    """The options reach the models: a state RN with sum+max (f twice as wide) and the
+    pair geometry, and a pixel RN with every new option, train and are scored."""
+    args = ["run", "relational", "--device", "cpu", "--out", str(tmp_path), "--preset", "full",
+            "--set", "n_train=16", "--set", "n_test=4", "--set", "state_models=rn-sum+max",
+            "--set", "state_pair_geometry=true", "--set", "state_epochs=1",
+            "--set", "state_hidden=8", "--set", "pixel_models=rn", "--set", "epochs=1",
+            "--set", "images_per_batch=4", "--set", "conv_channels=4", "--set", "g_hidden=8",
+            "--set", "f_hidden=8", "--set", "curriculum_steps=2", "--set", "aggregation=sum+max",
+            "--set", "pair_geometry=true", "--set", "refine_positions=true",
+            "--set", "coord_conv=true"]  # fmt: skip
+    assert main(args) == 0
+    results = _summary(Path(capsys.readouterr().out.strip()))["results"]
+    for name in ("rn-sum+max", "rn"):
+        assert 0 <= results[name]["relational"] <= 100, name
+    # 2 x 8 summed and maxed relations into f: the pixel RN's parameter count says so
+    model = RelationNetwork(conv_channels=4, g_hidden=8, f_hidden=8, batchnorm_first=True,
+                            relation_norm=True, aggregation="sum+max", pair_geometry=True,
+                            refine_positions=True, coord_conv=True)  # fmt: skip
+    assert results["rn"]["parameters"] == sum(p.numel() for p in model.parameters())
