@@ -31,7 +31,7 @@ image, so sharing saves 19 of every 20 CNN passes.
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 Aggregation = Literal["sum", "mean", "max", "sum+max"]
-AGGREGATIONS = ("sum", "mean", "max", "sum+max")
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 
 def _check_positive(**values: int) -> None:
@@ -294,8 +294,8 @@ class RelationModule(nn.Module):
             a_q = torch.nn.functional.linear(questions, w_q, first.bias)  # (N, K, H)
             if self.pair_geometry:  # W_xy (p_j - p_i) = W_xy p_j - W_xy p_i: per object too
                 w_xy, w_distance = w_geometry
-                a_i = a_i - xy @ w_xy.T
-                a_j = a_j + xy @ w_xy.T
+                a_xy = xy @ w_xy.T  # (N, P, H)
+                a_i, a_j = a_i - a_xy, a_j + a_xy
             pairs = a_i[:, :, None] + a_j[:, None, :]  # (N, P, P, H): once per image
             if self.pair_geometry:
                 pairs = pairs + distances @ w_distance.T
@@ -426,16 +426,21 @@ class RelationNetwork(_QuestionAnswering):
         _check_positive(num_classes=num_classes, f_hidden=f_hidden, f_layers=f_layers)
         self.num_classes, self.question_dim = num_classes, question_dim
         self.encoder = ConvObjects(
-            in_channels, conv_channels, conv_layers, batchnorm_first, coord_conv, refine_positions
+            in_channels,
+            conv_channels,
+            conv_layers,
+            batchnorm_first=batchnorm_first,
+            coord_conv=coord_conv,
+            refine_positions=refine_positions,
         )
         self.relation = RelationModule(
             self.encoder.object_dim,
             question_dim,
             g_hidden,
             g_layers,
-            aggregation,
-            factored,
-            pair_geometry,
+            aggregation=aggregation,
+            factored=factored,
+            pair_geometry=pair_geometry,
         )
         width = self.relation.out_features
         self.relation_norm = nn.BatchNorm1d(width) if relation_norm else nn.Identity()
@@ -502,7 +507,13 @@ class StateRelationNetwork(_QuestionAnswering):
         self.num_classes, self.question_dim = num_classes, question_dim
         self.encoder = None
         self.relation = RelationModule(
-            object_dim, question_dim, g_hidden, g_layers, aggregation, factored, pair_geometry
+            object_dim,
+            question_dim,
+            g_hidden,
+            g_layers,
+            aggregation=aggregation,
+            factored=factored,
+            pair_geometry=pair_geometry,
         )
         self.relation_norm = nn.Identity()
         width = self.relation.out_features
